@@ -1,0 +1,145 @@
+//! The `mingus-admin` ops CLI. Later work adds commands here (replay, reconcile, backfill, …).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mingus_common::db::{self, MIGRATOR};
+use mingus_common::{Config, seed};
+use secrecy::ExposeSecret;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use std::str::FromStr;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mingus-admin",
+    about = "Operator commands for the Mingus job platform",
+    version
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Creates the database named in DATABASE_URL when it does not exist yet.
+    CreateDatabase,
+    /// Applies pending migrations (default), or reverts down to a version, or lists their state.
+    Migrate {
+        /// Revert every migration newer than this version (0 reverts all).
+        #[arg(long, value_name = "VERSION")]
+        down_to: Option<i64>,
+        /// Only print which migrations are applied.
+        #[arg(long, conflicts_with = "down_to")]
+        status: bool,
+    },
+    /// Inserts a small set of demo users, profiles and subscriptions (idempotent).
+    SeedDemo,
+}
+
+pub async fn execute(cli: Cli, config: &Config) -> anyhow::Result<()> {
+    match cli.command {
+        Command::CreateDatabase => create_database(config).await,
+        Command::Migrate {
+            down_to: None,
+            status: false,
+        } => {
+            let pool = db::connect(&config.database)
+                .await
+                .context("cannot connect to DATABASE_URL")?;
+            MIGRATOR.run(&pool).await.context("migration failed")?;
+            println!(
+                "migrations applied: {}",
+                applied_versions(&pool).await?.len()
+            );
+            Ok(())
+        }
+        Command::Migrate {
+            down_to: Some(target),
+            ..
+        } => {
+            let pool = db::connect(&config.database)
+                .await
+                .context("cannot connect to DATABASE_URL")?;
+            MIGRATOR
+                .undo(&pool, target)
+                .await
+                .context("revert failed")?;
+            println!("reverted down to version {target}");
+            Ok(())
+        }
+        Command::Migrate { status: true, .. } => {
+            let pool = db::connect(&config.database)
+                .await
+                .context("cannot connect to DATABASE_URL")?;
+            let applied = applied_versions(&pool).await?;
+            for migration in MIGRATOR
+                .iter()
+                .filter(|m| m.migration_type.is_up_migration())
+            {
+                let state = if applied.contains(&migration.version) {
+                    "applied"
+                } else {
+                    "pending"
+                };
+                println!("{} {state:8} {}", migration.version, migration.description);
+            }
+            Ok(())
+        }
+        Command::SeedDemo => {
+            let pool = db::connect(&config.database)
+                .await
+                .context("cannot connect to DATABASE_URL")?;
+            let users = seed::demo(&pool).await?;
+            println!("demo data ready: {users} users");
+            Ok(())
+        }
+    }
+}
+
+async fn applied_versions(pool: &sqlx::PgPool) -> anyhow::Result<Vec<i64>> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Connects to the server's `postgres` database and creates ours if it is missing.
+async fn create_database(config: &Config) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(config.database.url.expose_secret())
+        .context("invalid DATABASE_URL")?;
+    let name = options
+        .get_database()
+        .context("DATABASE_URL names no database")?
+        .to_owned();
+    let mut conn = options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .context("cannot connect to the server")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+    if exists {
+        println!("database {name} exists");
+    } else {
+        // Identifiers cannot be bound as parameters; the name is quoted with its quotes doubled.
+        let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await?;
+        println!("database {name} created");
+    }
+    conn.close().await?;
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! `mingus-admin`: the ops CLI (migrations, database creation, demo data).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mingus_api::admin::Cli;
+use mingus_common::{Config, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("mingus-admin: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    match mingus_api::admin::execute(cli, &config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mingus-admin: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Redis connections for job queues and caches.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
+
+use crate::config::RedisConfig;
+
+fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(config.response_timeout))
+        .set_connection_timeout(Some(config.connection_timeout))
+        // Reconnect with a bounded backoff; the manager keeps retrying on later commands too.
+        .set_number_of_retries(3)
+        .set_max_delay(std::time::Duration::from_secs(2))
+}
+
+/// A connection manager that connects on first use and reconnects after Redis restarts.
+pub fn lazy_manager(config: &RedisConfig) -> redis::RedisResult<ConnectionManager> {
+    let client = redis::Client::open(config.url.expose_secret())?;
+    ConnectionManager::new_lazy_with_config(client, manager_config(config))
+}
+
+/// A connection manager that has proved it can connect.
+pub async fn connect(config: &RedisConfig) -> redis::RedisResult<ConnectionManager> {
+    let client = redis::Client::open(config.url.expose_secret())?;
+    ConnectionManager::new_with_config(client, manager_config(config)).await
+}

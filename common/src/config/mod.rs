@@ -1,0 +1,209 @@
+//! Typed configuration, parsed once from the environment at start-up.
+//!
+//! Every binary calls [`Config::from_env`] once and passes the result around as `Arc<Config>`; no feature
+//! code reads environment variables. Parsing works on any iterator of `(name, value)` pairs, so tests build
+//! configurations without touching the process environment.
+//!
+//! Non-secret settings have development defaults. Secrets (`secrecy::SecretString`) are never defaulted:
+//! in development a missing secret disables the feature that needs it (with a warning at start-up), in
+//! production ([`Environment::Production`]) it stops the process with a message naming the variable.
+
+mod parse;
+mod production;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use parse::ConfigError;
+use parse::Vars;
+
+/// Which rules apply: development defaults, or production's refusal of missing secrets and insecure settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// PostgreSQL pool settings. The defaults mirror the seed's SQLAlchemy pool (20 base + 30 overflow = 50,
+/// pre-ping, recycle after 1800 s, 30 s checkout timeout); sqlx has no "overflow", so the ceiling is
+/// `max_connections` and connections above `min_connections` are closed after `idle_timeout`.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout: Duration,
+    pub max_lifetime: Duration,
+    pub idle_timeout: Duration,
+    pub test_before_acquire: bool,
+}
+
+/// Redis connection settings for the job queues and caches.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: SecretString,
+    /// Prefix of every key we write (queues, caches, locks), so several deployments or test runs can share
+    /// one Redis without seeing each other.
+    pub key_prefix: String,
+    /// Per-command response timeout. redis-rs defaults to 500 ms, which under load marks apalis storage as
+    /// dead (NOTES-apalis defect 10), so ours is several seconds.
+    pub response_timeout: Duration,
+    pub connection_timeout: Duration,
+}
+
+/// The whole configuration of a Mingus process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub api_addr: SocketAddr,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    /// Several secrets are accepted during a rotation.
+    pub stripe_webhook_secrets: Vec<SecretString>,
+    pub stripe_api_key: Option<SecretString>,
+    pub stripe_api_base: String,
+    pub smtp_url: SecretString,
+    pub mail_from: String,
+    pub jwt_secret: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+    pub log_format: LogFormat,
+    /// How long a stopping process waits for in-flight work before it exits.
+    pub shutdown_timeout: Duration,
+    /// Per-request timeout of the HTTP server.
+    pub http_request_timeout: Duration,
+}
+
+impl Config {
+    /// Parses the process environment. Call once, at start-up.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Parses the given variables as if they were the environment.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let map: HashMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let vars = Vars::new(&map);
+        let environment =
+            vars.parse_with("MINGUS_ENV", Environment::Development, parse::environment)?;
+        let dev = environment == Environment::Development;
+        let config = Config {
+            environment,
+            api_addr: vars.parse(
+                "MINGUS_API_ADDR",
+                "127.0.0.1:8080".parse().expect("valid default"),
+            )?,
+            database: DatabaseConfig {
+                url: vars.secret_or_dev_default(
+                    "DATABASE_URL",
+                    dev.then_some("postgres://postgres@127.0.0.1:5432/mingus"),
+                )?,
+                max_connections: vars.parse("DATABASE_MAX_CONNECTIONS", 50)?,
+                min_connections: vars.parse("DATABASE_MIN_CONNECTIONS", 2)?,
+                acquire_timeout: vars.seconds("DATABASE_ACQUIRE_TIMEOUT_SECS", 30)?,
+                max_lifetime: vars.seconds("DATABASE_MAX_LIFETIME_SECS", 1800)?,
+                idle_timeout: vars.seconds("DATABASE_IDLE_TIMEOUT_SECS", 600)?,
+                test_before_acquire: vars.parse_with(
+                    "DATABASE_TEST_BEFORE_ACQUIRE",
+                    true,
+                    parse::boolean,
+                )?,
+            },
+            redis: RedisConfig {
+                url: vars
+                    .secret_or_dev_default("REDIS_URL", dev.then_some("redis://127.0.0.1:6379"))?,
+                key_prefix: vars.string("REDIS_KEY_PREFIX", "mingus")?,
+                response_timeout: vars.millis("REDIS_RESPONSE_TIMEOUT_MS", 5_000)?,
+                connection_timeout: vars.millis("REDIS_CONNECT_TIMEOUT_MS", 2_000)?,
+            },
+            stripe_webhook_secrets: vars.secret_list("STRIPE_WEBHOOK_SECRETS")?,
+            stripe_api_key: vars.optional_secret("STRIPE_API_KEY")?,
+            stripe_api_base: vars.string("STRIPE_API_BASE", "https://api.stripe.com")?,
+            smtp_url: vars
+                .secret_or_dev_default("SMTP_URL", dev.then_some("smtp://127.0.0.1:2525"))?,
+            mail_from: vars.string_or_dev_default(
+                "MAIL_FROM",
+                dev.then_some("Mingus <no-reply@mingus.local>"),
+            )?,
+            jwt_secret: vars.optional_secret("MINGUS_JWT_SECRET")?,
+            admin_token: vars.optional_secret("MINGUS_ADMIN_TOKEN")?,
+            log_format: vars.parse_with(
+                "LOG_FORMAT",
+                if dev {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                },
+                parse::log_format,
+            )?,
+            shutdown_timeout: vars.seconds("MINGUS_SHUTDOWN_TIMEOUT", 30)?,
+            http_request_timeout: vars.seconds("MINGUS_HTTP_REQUEST_TIMEOUT_SECS", 15)?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let db = &self.database;
+        if db.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "DATABASE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        if db.min_connections > db.max_connections {
+            return Err(ConfigError::invalid(
+                "DATABASE_MIN_CONNECTIONS",
+                format!(
+                    "{} exceeds DATABASE_MAX_CONNECTIONS ({})",
+                    db.min_connections, db.max_connections
+                ),
+            ));
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
+            return Err(ConfigError::invalid(
+                "REDIS_KEY_PREFIX",
+                "must be non-empty and without spaces",
+            ));
+        }
+        if self.environment == Environment::Production {
+            production::check(self)?;
+        }
+        Ok(())
+    }
+
+    /// Names of the secrets that are missing; in development the features that need them are disabled.
+    pub fn missing_optional_secrets(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.stripe_webhook_secrets.is_empty() {
+            missing.push("STRIPE_WEBHOOK_SECRETS");
+        }
+        if self.jwt_secret.is_none() {
+            missing.push("MINGUS_JWT_SECRET");
+        }
+        if self.admin_token.is_none() {
+            missing.push("MINGUS_ADMIN_TOKEN");
+        }
+        missing
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+use super::*;
+
+fn dev() -> Vec<(&'static str, &'static str)> {
+    Vec::new()
+}
+
+fn production() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("MINGUS_ENV", "production"),
+        ("DATABASE_URL", "postgres://app@db.internal/mingus"),
+        ("REDIS_URL", "redis://cache.internal:6379"),
+        ("SMTP_URL", "smtps://mailer:pw@smtp.example.com:465"),
+        ("MAIL_FROM", "Mingus <no-reply@mingus.app>"),
+        ("STRIPE_WEBHOOK_SECRETS", "whsec_one,whsec_two"),
+        ("MINGUS_JWT_SECRET", "0123456789abcdef0123456789abcdef-jwt"),
+        (
+            "MINGUS_ADMIN_TOKEN",
+            "0123456789abcdef0123456789abcdef-admin",
+        ),
+    ]
+}
+
+fn without(vars: &[(&'static str, &'static str)], name: &str) -> Vec<(&'static str, &'static str)> {
+    vars.iter().copied().filter(|(k, _)| *k != name).collect()
+}
+
+fn with(
+    vars: &[(&'static str, &'static str)],
+    name: &'static str,
+    value: &'static str,
+) -> Vec<(&'static str, &'static str)> {
+    let mut out = without(vars, name);
+    out.push((name, value));
+    out
+}
+
+#[test]
+fn development_defaults_match_the_seed_pool_and_local_services() {
+    let config = Config::from_vars(dev()).unwrap();
+    assert_eq!(config.environment, Environment::Development);
+    assert_eq!(config.api_addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.database.max_connections, 50);
+    assert_eq!(config.database.acquire_timeout, Duration::from_secs(30));
+    assert_eq!(config.database.max_lifetime, Duration::from_secs(1800));
+    assert!(config.database.test_before_acquire);
+    assert_eq!(config.log_format, LogFormat::Pretty);
+    assert_eq!(config.shutdown_timeout, Duration::from_secs(30));
+    assert!(config.stripe_webhook_secrets.is_empty());
+    assert_eq!(
+        config.missing_optional_secrets(),
+        [
+            "STRIPE_WEBHOOK_SECRETS",
+            "MINGUS_JWT_SECRET",
+            "MINGUS_ADMIN_TOKEN"
+        ]
+    );
+}
+
+#[test]
+fn a_complete_production_configuration_is_accepted() {
+    let config = Config::from_vars(production()).unwrap();
+    assert_eq!(config.environment, Environment::Production);
+    assert_eq!(config.stripe_webhook_secrets.len(), 2);
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert!(config.missing_optional_secrets().is_empty());
+}
+
+#[test]
+fn production_refuses_each_missing_secret_and_names_it() {
+    for name in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SMTP_URL",
+        "MAIL_FROM",
+        "STRIPE_WEBHOOK_SECRETS",
+        "MINGUS_JWT_SECRET",
+        "MINGUS_ADMIN_TOKEN",
+    ] {
+        let err = Config::from_vars(without(&production(), name)).unwrap_err();
+        assert_eq!(err.variable(), name, "{err}");
+        assert!(
+            err.to_string().contains(name),
+            "message must name {name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn production_refuses_insecure_settings() {
+    let cases = [
+        ("MINGUS_JWT_SECRET", "short"),
+        ("MINGUS_ADMIN_TOKEN", "admin"),
+        ("STRIPE_API_KEY", "sk_test_123"),
+        ("STRIPE_API_BASE", "http://api.stripe.com"),
+        ("SMTP_URL", "smtp://user:pw@smtp.example.com:587"),
+        ("STRIPE_WEBHOOK_SECRETS", "whsec_ok,not-a-secret"),
+    ];
+    for (name, value) in cases {
+        let err = Config::from_vars(with(&production(), name, value)).unwrap_err();
+        assert_eq!(err.variable(), name, "{err}");
+    }
+    // STARTTLS enforced and local relays are fine.
+    Config::from_vars(with(
+        &production(),
+        "SMTP_URL",
+        "smtp://u:p@smtp.example.com:587?tls=required",
+    ))
+    .unwrap();
+    Config::from_vars(with(&production(), "SMTP_URL", "smtp://127.0.0.1:25")).unwrap();
+}
+
+#[test]
+fn bad_values_name_the_variable() {
+    let cases = [
+        ("DATABASE_MAX_CONNECTIONS", "many"),
+        ("DATABASE_MAX_CONNECTIONS", "0"),
+        ("MINGUS_API_ADDR", "localhost"),
+        ("MINGUS_ENV", "staging"),
+        ("LOG_FORMAT", "xml"),
+        ("MINGUS_SHUTDOWN_TIMEOUT", "-1"),
+        ("DATABASE_TEST_BEFORE_ACQUIRE", "maybe"),
+        ("STRIPE_WEBHOOK_SECRETS", "whsec_a,,whsec_b"),
+    ];
+    for (name, value) in cases {
+        let err = Config::from_vars([(name, value)]).unwrap_err();
+        assert_eq!(err.variable(), name, "{name}={value}: {err}");
+    }
+    let err = Config::from_vars([("DATABASE_MIN_CONNECTIONS", "60")]).unwrap_err();
+    assert_eq!(err.variable(), "DATABASE_MIN_CONNECTIONS");
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let config = Config::from_vars(production()).unwrap();
+    let shown = format!("{config:?}");
+    for secret in [
+        "whsec_one",
+        "0123456789abcdef0123456789abcdef-jwt",
+        "mailer:pw",
+        "app@db.internal",
+    ] {
+        assert!(!shown.contains(secret), "debug output leaks {secret}");
+    }
+}

@@ -1,0 +1,65 @@
+//! PostgreSQL: the pool, migrations, and user-scoped transactions under row-level security.
+//!
+//! Roles (created by the first migration, see `migrations/README.md`):
+//! - the **owner** role that runs migrations also serves workers: tables do not `FORCE` row-level
+//!   security, so the owner sees every row (workers act for all users);
+//! - `mingus_app` (`NOLOGIN`, no `BYPASSRLS`) is what the API switches to for user-scoped queries with
+//!   [`begin_as_user`]: `SET LOCAL ROLE mingus_app` plus the transaction-local `app.user_id` setting that
+//!   the policies (through `auth.uid()`) compare with each row's `user_id`.
+
+use secrecy::ExposeSecret;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::str::FromStr;
+use uuid::Uuid;
+
+use crate::config::DatabaseConfig;
+
+/// Every migration of `migrations/`, embedded at compile time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// The role user-scoped API queries run as; row-level security applies to it.
+pub const APP_ROLE: &str = "mingus_app";
+
+fn pool_options(config: &DatabaseConfig) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .min_connections(config.min_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .max_lifetime(config.max_lifetime)
+        .idle_timeout(config.idle_timeout)
+        .test_before_acquire(config.test_before_acquire)
+}
+
+fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, sqlx::Error> {
+    PgConnectOptions::from_str(config.url.expose_secret())
+}
+
+/// A pool that connects on first use, so a process can start (and report unhealthy) while the database
+/// is down, instead of crash-looping.
+pub fn lazy_pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+    Ok(pool_options(config).connect_lazy_with(connect_options(config)?))
+}
+
+/// A pool that has proved it can connect.
+pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+    pool_options(config)
+        .connect_with(connect_options(config)?)
+        .await
+}
+
+/// Begins a transaction in which row-level security restricts every user-owned table to `user_id`.
+/// Both settings are transaction-local, so nothing leaks to the next user of the pooled connection.
+pub async fn begin_as_user(
+    pool: &PgPool,
+    user_id: Uuid,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('role', $1, true), set_config('app.user_id', $2, true)")
+        .bind(APP_ROLE)
+        .bind(user_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
