@@ -12,12 +12,8 @@ use mingus_common::{Config, cache, db};
 #[command(name = "mingus-worker", about = "Runs the Mingus job workers", version)]
 pub struct Args {
     /// Comma-separated queues to serve (default: all).
-    #[arg(long, default_value = "", value_parser = parse_queues)]
+    #[arg(long, value_delimiter = ',')]
     pub queues: Vec<Queue>,
-}
-
-fn parse_queues(raw: &str) -> Result<Vec<Queue>, String> {
-    Queue::parse_list(raw).map_err(|e| e.to_string())
 }
 
 /// Connects to PostgreSQL and Redis, serves the selected queues and returns once `shutdown` resolved and

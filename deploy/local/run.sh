@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Brings up PostgreSQL, Redis and SMTP (installing them when missing), migrates, seeds, and runs
+# mingus-api, mingus-worker and mingus-scheduler until Ctrl-C, which stops all three cleanly.
+set -euo pipefail
+source "$(dirname "$0")/services.sh"
+cd "$MINGUS_ROOT"
+ensure_services
+
+# Local secrets, generated once and kept in .local/ (never committed): secrets have no defaults in code.
+if [ ! -f "$MINGUS_LOCAL/dev.env" ]; then
+  rand() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+  cat >"$MINGUS_LOCAL/dev.env" <<ENV
+MINGUS_ADMIN_TOKEN=$(rand)
+MINGUS_JWT_SECRET=$(rand)
+STRIPE_WEBHOOK_SECRETS=whsec_$(rand)
+ENV
+fi
+set -a; source "$MINGUS_LOCAL/dev.env"; set +a
+export MINGUS_API_ADDR="${MINGUS_API_ADDR:-127.0.0.1:8080}"
+
+log "building"
+cargo build --quiet --bins
+bin="$MINGUS_ROOT/target/debug"
+"$bin/mingus-admin" create-database
+"$bin/mingus-admin" migrate
+"$bin/mingus-admin" seed-demo
+
+pids=()
+stop() {
+  trap - INT TERM
+  log "stopping (${pids[*]})"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait "${pids[@]}" 2>/dev/null || true
+  log "stopped"
+}
+trap stop INT TERM
+
+"$bin/mingus-api" & pids+=($!)
+"$bin/mingus-worker" & pids+=($!)
+"$bin/mingus-scheduler" & pids+=($!)
+
+cat >&2 <<INFO
+
+  API        http://$MINGUS_API_ADDR   (try /health/ready)
+  Admin token $MINGUS_ADMIN_TOKEN   (in $MINGUS_LOCAL/dev.env)
+  Emails     land in $MINGUS_MAILDIR/new
+  Ctrl-C stops all three processes.
+
+INFO
+# Exit when any process dies, stopping the others.
+wait -n "${pids[@]}" || true
+stop

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Shared by run.sh and test.sh: make sure PostgreSQL, Redis and an SMTP server answer on this machine,
+# installing them with apt-get when they are missing. Only loopback services are ever started here.
+# Sourced, not executed.
+
+MINGUS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+MINGUS_LOCAL="$MINGUS_ROOT/.local"
+mkdir -p "$MINGUS_LOCAL"
+
+log() { printf '\033[1;34m[mingus]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[mingus]\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root for: $*"; fi
+}
+
+APT_UPDATED=""
+apt_install() {
+  command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+  if [ -z "$APT_UPDATED" ]; then
+    log "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  log "installing $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# tcp_open HOST PORT: true when something accepts connections there.
+tcp_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
+# wait_for NAME HOST PORT: up to 30 s.
+wait_for() {
+  for _ in $(seq 1 60); do tcp_open "$2" "$3" && return 0; sleep 0.5; done
+  die "$1 did not come up on $2:$3"
+}
+
+# url_host_port URL DEFAULT_PORT -> "host port"
+url_host_port() {
+  local rest="${1#*://}"; rest="${rest##*@}"; rest="${rest%%/*}"; rest="${rest%%\?*}"
+  local host="${rest%%:*}" port="$2"
+  [ "$rest" != "$host" ] && port="${rest##*:}"
+  echo "$host $port"
+}
+
+is_loopback() { case "$1" in 127.*|localhost|::1) return 0;; *) return 1;; esac; }
+
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mingus}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+export SMTP_URL="${SMTP_URL:-smtp://127.0.0.1:2525}"
+
+ensure_postgres() {
+  read -r host port < <(url_host_port "$DATABASE_URL" 5432)
+  if tcp_open "$host" "$port"; then log "PostgreSQL answers on $host:$port"; return; fi
+  is_loopback "$host" || die "PostgreSQL at $host:$port is not reachable (DATABASE_URL)"
+  if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    apt_install postgresql postgresql-contrib postgresql-client
+  fi
+  command -v pg_lsclusters >/dev/null || apt_install postgresql-common
+  local version
+  version="$(ls /usr/lib/postgresql | sort -V | tail -1)"
+  if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$version main$"; then
+    as_root pg_createcluster "$version" main --port "$port" >/dev/null
+  fi
+  local hba="/etc/postgresql/$version/main/pg_hba.conf"
+  # Local development only: trust loopback connections so the default URL needs no password.
+  if ! grep -q 'mingus-local-trust' "$hba"; then
+    as_root sed -i "1i host all all 127.0.0.1/32 trust # mingus-local-trust\nhost all all ::1/128 trust # mingus-local-trust" "$hba"
+  fi
+  log "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_for PostgreSQL "$host" "$port"
+}
+
+ensure_redis() {
+  read -r host port < <(url_host_port "$REDIS_URL" 6379)
+  if tcp_open "$host" "$port"; then log "Redis answers on $host:$port"; return; fi
+  is_loopback "$host" || die "Redis at $host:$port is not reachable (REDIS_URL)"
+  command -v redis-server >/dev/null || apt_install redis-server
+  log "starting Redis on $host:$port"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+    --dir "$MINGUS_LOCAL" --logfile "$MINGUS_LOCAL/redis.log" --pidfile "$MINGUS_LOCAL/redis.pid"
+  wait_for Redis "$host" "$port"
+}
+
+# A real SMTP server (aiosmtpd, from Debian) delivering every message into a Maildir.
+export MINGUS_MAILDIR="${MINGUS_MAILDIR:-$MINGUS_LOCAL/maildir}"
+ensure_smtp() {
+  read -r host port < <(url_host_port "$SMTP_URL" 25)
+  if tcp_open "$host" "$port"; then log "SMTP answers on $host:$port"; return; fi
+  is_loopback "$host" || die "SMTP at $host:$port is not reachable (SMTP_URL)"
+  # Debian's python3 (not a pyenv one) is the one python3-aiosmtpd installs into.
+  /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || apt_install python3-aiosmtpd
+  mkdir -p "$MINGUS_MAILDIR"
+  log "starting SMTP on $host:$port (mail lands in $MINGUS_MAILDIR)"
+  nohup /usr/bin/python3 -m aiosmtpd -n -l "$host:$port" -c aiosmtpd.handlers.Mailbox "$MINGUS_MAILDIR" \
+    >"$MINGUS_LOCAL/smtp.log" 2>&1 &
+  echo $! >"$MINGUS_LOCAL/smtp.pid"
+  wait_for SMTP "$host" "$port"
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
+}
+
+ensure_psql() {
+  command -v psql >/dev/null || apt_install postgresql-client
+}
+
+ensure_services() {
+  ensure_rust
+  ensure_psql
+  ensure_postgres
+  ensure_redis
+  ensure_smtp
+}

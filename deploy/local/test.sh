@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Brings up the same services as run.sh (installing them when missing), then runs the whole test suite.
+set -euo pipefail
+source "$(dirname "$0")/services.sh"
+cd "$MINGUS_ROOT"
+ensure_services
+
+read -r pg_host pg_port < <(url_host_port "$DATABASE_URL" 5432)
+pg_server="${DATABASE_URL%/*}"
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-$pg_server/postgres}"
+export TEST_REDIS_URL="${TEST_REDIS_URL:-$REDIS_URL}"
+export TEST_SMTP_URL="${TEST_SMTP_URL:-$SMTP_URL}"
+export TEST_MAILDIR="${TEST_MAILDIR:-$MINGUS_MAILDIR}"
+
+# Databases left by an interrupted earlier run (each test drops its own when it ends).
+stale=$(psql "$TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'mingus\_test\_%'" || true)
+for db in $stale; do psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true; done
+
+log "running the test suite against $pg_host:$pg_port and $TEST_REDIS_URL"
+cargo test --workspace --no-fail-fast "$@"

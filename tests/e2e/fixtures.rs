@@ -1,0 +1,46 @@
+//! Small helpers that insert valid rows, so each test states only what it is about.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub async fn user(pool: &PgPool) -> Uuid {
+    let id = Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, email, full_name) VALUES ($1, $2, 'Test User')")
+        .bind(id)
+        .bind(format!("{id}@example.com"))
+        .execute(pool)
+        .await
+        .expect("insert user");
+    id
+}
+
+pub async fn profile(pool: &PgPool, user_id: Uuid) {
+    sqlx::query("INSERT INTO user_profiles (user_id, first_name, monthly_income) VALUES ($1, 'Pat', 4200.50)")
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .expect("insert profile");
+}
+
+pub async fn subscription(pool: &PgPool, user_id: Uuid) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO subscriptions (user_id, plan_tier, plan_price, billing_cycle, status, current_period_start, current_period_end)
+         VALUES ($1, 'professional', 29.00, 'monthly', 'active', now(), now() + interval '1 month') RETURNING id",
+    )
+    .bind(user_id)
+    .fetch_one(pool)
+    .await
+    .expect("insert subscription")
+}
+
+pub async fn checkin(pool: &PgPool, user_id: Uuid, date: chrono::NaiveDate) {
+    sqlx::query(
+        "INSERT INTO user_health_checkins (user_id, checkin_date, stress_level, energy_level, mood_rating)
+         VALUES ($1, $2, 5, 6, 7)",
+    )
+    .bind(user_id)
+    .bind(date)
+    .execute(pool)
+    .await
+    .expect("insert check-in");
+}

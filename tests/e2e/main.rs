@@ -1,0 +1,10 @@
+//! All end-to-end tests, in one binary so they link once.
+
+mod fixtures;
+
+mod constraints;
+mod health;
+mod migrations;
+mod partitions;
+mod pricing;
+mod rls;
