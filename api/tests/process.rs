@@ -8,7 +8,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_mingus-api");
 
 fn base_command() -> Command {
     let mut command = Command::new(BIN);
-    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     command
 }
 
@@ -24,18 +26,29 @@ fn production_without_secrets_refuses_to_start_and_names_the_variable() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("STRIPE_WEBHOOK_SECRETS"), "stderr: {stderr}");
+    assert!(
+        stderr.contains("STRIPE_WEBHOOK_SECRETS"),
+        "stderr: {stderr}"
+    );
 
-    let output = base_command().env("MINGUS_ENV", "production").output().unwrap();
+    let output = base_command()
+        .env("MINGUS_ENV", "production")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL"));
 }
 
 #[test]
 fn sigterm_stops_the_server_gracefully_with_exit_code_zero() {
-    let database = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let database = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = base_command()
         .env("DATABASE_URL", database)
         .env("REDIS_URL", redis)
@@ -52,12 +65,21 @@ fn sigterm_stops_the_server_gracefully_with_exit_code_zero() {
     loop {
         let line = lines.next().expect("server prints before exiting").unwrap();
         if line.contains("listening") {
-            assert!(line.starts_with('{'), "JSON logs when LOG_FORMAT=json: {line}");
+            assert!(
+                line.starts_with('{'),
+                "JSON logs when LOG_FORMAT=json: {line}"
+            );
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "server did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
     }
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
@@ -69,5 +91,8 @@ fn sigterm_stops_the_server_gracefully_with_exit_code_zero() {
     };
     assert_eq!(exit.code(), Some(0));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "logs the signal: {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("SIGTERM")),
+        "logs the signal: {rest:?}"
+    );
 }

@@ -17,4 +17,9 @@ stale=$(psql "$TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE da
 for db in $stale; do psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true; done
 
 log "running the test suite against $pg_host:$pg_port and $TEST_REDIS_URL"
-cargo test --workspace --no-fail-fast "$@"
+status=0
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$MINGUS_LOCAL/test-output.log" || status=$?
+# One closing line for the whole suite (cargo prints one per test binary, the last often "0 passed").
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "\nsuite: %d passed, %d failed\n", p, f }' "$MINGUS_LOCAL/test-output.log"
+exit "$status"

@@ -7,7 +7,12 @@ use mingus_tests::TestApp;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-const PROBES: [&str; 4] = ["/health/live", "/health/ready", "/health/database", "/health/cache"];
+const PROBES: [&str; 4] = [
+    "/health/live",
+    "/health/ready",
+    "/health/database",
+    "/health/cache",
+];
 
 /// A port nothing listens on.
 async fn closed_port() -> u16 {
@@ -45,7 +50,10 @@ async fn all_probes_are_healthy_with_both_services_up() {
         assert_eq!(body["status"], "healthy", "{path}: {body}");
     }
     let response = app.get("/health/live").await;
-    assert!(response.headers().contains_key("x-request-id"), "every response carries a request id");
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "every response carries a request id"
+    );
 }
 
 async fn assert_unhealthy_fast(app: &TestApp, failing: &[&str], healthy: &[&str]) {
@@ -66,12 +74,22 @@ async fn database_down_answers_503_within_two_seconds() {
     let port = closed_port().await;
     let url = format!("postgres://postgres@127.0.0.1:{port}/nothing");
     let app = TestApp::spawn_with(&[("DATABASE_URL", &url)]).await;
-    assert_unhealthy_fast(&app, &["/health/database", "/health/ready"], &["/health/live", "/health/cache"]).await;
+    assert_unhealthy_fast(
+        &app,
+        &["/health/database", "/health/ready"],
+        &["/health/live", "/health/cache"],
+    )
+    .await;
 
     let (port, _task) = silent_port().await;
     let url = format!("postgres://postgres@127.0.0.1:{port}/nothing");
     let app = TestApp::spawn_with(&[("DATABASE_URL", &url)]).await;
-    assert_unhealthy_fast(&app, &["/health/database", "/health/ready"], &["/health/live"]).await;
+    assert_unhealthy_fast(
+        &app,
+        &["/health/database", "/health/ready"],
+        &["/health/live"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -79,7 +97,12 @@ async fn redis_down_answers_503_within_two_seconds() {
     let port = closed_port().await;
     let url = format!("redis://127.0.0.1:{port}");
     let app = TestApp::spawn_with(&[("REDIS_URL", &url)]).await;
-    assert_unhealthy_fast(&app, &["/health/cache", "/health/ready"], &["/health/live", "/health/database"]).await;
+    assert_unhealthy_fast(
+        &app,
+        &["/health/cache", "/health/ready"],
+        &["/health/live", "/health/database"],
+    )
+    .await;
 
     let (port, _task) = silent_port().await;
     let url = format!("redis://127.0.0.1:{port}");
@@ -97,7 +120,12 @@ async fn unknown_routes_get_a_json_404() {
     assert_eq!(response.status().as_u16(), 404);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
-    let response = app.client.post(app.url("/health/live")).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 405);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");

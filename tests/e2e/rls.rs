@@ -24,13 +24,17 @@ async fn a_user_sees_and_changes_only_their_own_rows() {
     let b = user_with_data(&db.pool).await;
 
     let mut tx = begin_as_user(&db.pool, a).await.unwrap();
-    let role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut *tx).await.unwrap();
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(role, APP_ROLE);
     for table in USER_TABLES {
-        let owners: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT user_id FROM {table}")))
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
+        let owners: Vec<Uuid> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT user_id FROM {table}")))
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
         assert_eq!(owners, vec![a], "{table}: A sees exactly A's rows");
     }
     let changed = sqlx::query("UPDATE user_profiles SET first_name = 'Mallory' WHERE user_id = $1")
@@ -63,7 +67,10 @@ async fn a_user_sees_and_changes_only_their_own_rows() {
         .execute(&mut *tx)
         .await
         .expect_err("inserting for B is refused");
-    assert_eq!(err.as_database_error().unwrap().code().as_deref(), Some("42501"));
+    assert_eq!(
+        err.as_database_error().unwrap().code().as_deref(),
+        Some("42501")
+    );
     tx.rollback().await.unwrap();
 
     // Subscriptions are read-only for the application role, even one's own.
@@ -73,10 +80,18 @@ async fn a_user_sees_and_changes_only_their_own_rows() {
         .execute(&mut *tx)
         .await
         .expect_err("users cannot upgrade themselves");
-    assert_eq!(err.as_database_error().unwrap().code().as_deref(), Some("42501"));
+    assert_eq!(
+        err.as_database_error().unwrap().code().as_deref(),
+        Some("42501")
+    );
     tx.rollback().await.unwrap();
 
-    let name: String = sqlx::query_scalar("SELECT first_name FROM user_profiles WHERE user_id = $1").bind(b).fetch_one(&db.pool).await.unwrap();
+    let name: String =
+        sqlx::query_scalar("SELECT first_name FROM user_profiles WHERE user_id = $1")
+            .bind(b)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(name, "Pat", "B's profile is unchanged");
 }
 
@@ -85,27 +100,41 @@ async fn with_no_user_set_nothing_is_visible() {
     let db = TestDb::new().await;
     user_with_data(&db.pool).await;
     let mut tx = db.pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL ROLE mingus_app").execute(&mut *tx).await.unwrap();
+    sqlx::query("SET LOCAL ROLE mingus_app")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     for table in USER_TABLES.iter().chain(&["users"]) {
-        let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))).fetch_one(&mut *tx).await.unwrap();
+        let count: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
         assert_eq!(count, 0, "{table} is empty without app.user_id");
     }
-    let tiers: i64 = sqlx::query_scalar("SELECT count(*) FROM pricing_tiers").fetch_one(&mut *tx).await.unwrap();
+    let tiers: i64 = sqlx::query_scalar("SELECT count(*) FROM pricing_tiers")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(tiers, 3, "the public catalogue stays readable");
     tx.rollback().await.unwrap();
 
     // The setting is transaction-local: the next transaction on the pool is the owner again.
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM user_profiles").fetch_one(&db.pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM user_profiles")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(count, 1);
 }
 
 #[tokio::test]
 async fn the_application_role_cannot_bypass_rls() {
     let db = TestDb::new().await;
-    let (bypass, superuser): (bool, bool) = sqlx::query_as("SELECT rolbypassrls, rolsuper FROM pg_roles WHERE rolname = $1")
-        .bind(APP_ROLE)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let (bypass, superuser): (bool, bool) =
+        sqlx::query_as("SELECT rolbypassrls, rolsuper FROM pg_roles WHERE rolname = $1")
+            .bind(APP_ROLE)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert!(!bypass && !superuser);
 }

@@ -20,8 +20,14 @@ pub fn test_config(database_url: &str, redis_prefix: &str, extra: &[(&str, &str)
         ("REDIS_KEY_PREFIX".into(), redis_prefix.into()),
         ("MINGUS_API_ADDR".into(), "127.0.0.1:0".into()),
         ("STRIPE_WEBHOOK_SECRETS".into(), "whsec_test_secret".into()),
-        ("MINGUS_JWT_SECRET".into(), "test-jwt-secret-0123456789abcdef0123456789".into()),
-        ("MINGUS_ADMIN_TOKEN".into(), "test-admin-token-0123456789abcdef01234567".into()),
+        (
+            "MINGUS_JWT_SECRET".into(),
+            "test-jwt-secret-0123456789abcdef0123456789".into(),
+        ),
+        (
+            "MINGUS_ADMIN_TOKEN".into(),
+            "test-admin-token-0123456789abcdef01234567".into(),
+        ),
     ];
     for (key, value) in extra {
         vars.retain(|(k, _)| k != key);
@@ -62,8 +68,18 @@ impl TestApp {
             .await
             .expect("API serves");
         });
-        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().unwrap();
-        TestApp { address, client, config, db, redis_prefix, stop: Some(stop) }
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        TestApp {
+            address,
+            client,
+            config,
+            db,
+            redis_prefix,
+            stop: Some(stop),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -71,7 +87,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request reaches the API")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the API")
     }
 }
 
@@ -82,8 +102,14 @@ pub async fn delete_redis_prefix(prefix: &str) -> redis::RedisResult<()> {
     let pattern = format!("{prefix}*");
     let mut cursor: u64 = 0;
     loop {
-        let (next, keys): (u64, Vec<String>) =
-            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query_async(&mut conn).await?;
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(&mut conn)
+            .await?;
         if !keys.is_empty() {
             let _: () = conn.del(keys).await?;
         }
@@ -101,7 +127,10 @@ impl Drop for TestApp {
         }
         let prefix = self.redis_prefix.clone();
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let _ = runtime.block_on(delete_redis_prefix(&prefix));
         });
         let _ = cleanup.join();

@@ -26,17 +26,26 @@ fn server_options() -> PgConnectOptions {
 }
 
 async fn admin_connection() -> PgConnection {
-    server_options().database("postgres").connect().await.expect("connect to the test PostgreSQL server")
+    server_options()
+        .database("postgres")
+        .connect()
+        .await
+        .expect("connect to the test PostgreSQL server")
 }
 
 fn url_for(name: &str) -> String {
     let base = crate::database_server_url();
-    let (head, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL has a database path");
+    let (head, _) = base
+        .rsplit_once('/')
+        .expect("TEST_DATABASE_URL has a database path");
     format!("{head}/{name}")
 }
 
 async fn execute(conn: &mut PgConnection, statement: String) -> Result<(), sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(statement)).execute(conn).await.map(|_| ())
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 fn template_name() -> String {
@@ -54,23 +63,49 @@ async fn template() -> &'static str {
         .get_or_init(|| async {
             let name = template_name();
             let mut admin = admin_connection().await;
-            sqlx::query("SELECT pg_advisory_lock(774411)").execute(&mut admin).await.unwrap();
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(&name)
-                .fetch_one(&mut admin)
+            sqlx::query("SELECT pg_advisory_lock(774411)")
+                .execute(&mut admin)
                 .await
                 .unwrap();
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(&name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
             if !exists {
                 let building = format!("{name}_building");
-                execute(&mut admin, format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await.unwrap();
-                execute(&mut admin, format!("CREATE DATABASE {building}")).await.unwrap();
-                let pool = PgPoolOptions::new().max_connections(1).connect(&url_for(&building)).await.unwrap();
-                MIGRATOR.run(&pool).await.expect("migrations apply to a fresh database");
+                execute(
+                    &mut admin,
+                    format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+                )
+                .await
+                .unwrap();
+                execute(&mut admin, format!("CREATE DATABASE {building}"))
+                    .await
+                    .unwrap();
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url_for(&building))
+                    .await
+                    .unwrap();
+                MIGRATOR
+                    .run(&pool)
+                    .await
+                    .expect("migrations apply to a fresh database");
                 pool.close().await;
                 // Renaming last means a crash never leaves a half-migrated template behind.
-                execute(&mut admin, format!("ALTER DATABASE {building} RENAME TO {name}")).await.unwrap();
+                execute(
+                    &mut admin,
+                    format!("ALTER DATABASE {building} RENAME TO {name}"),
+                )
+                .await
+                .unwrap();
             }
-            sqlx::query("SELECT pg_advisory_unlock(774411)").execute(&mut admin).await.unwrap();
+            sqlx::query("SELECT pg_advisory_unlock(774411)")
+                .execute(&mut admin)
+                .await
+                .unwrap();
             admin.close().await.ok();
             name
         })
@@ -111,7 +146,11 @@ impl TestDb {
         }
         admin.close().await.ok();
         let url = url_for(&name);
-        let pool = PgPoolOptions::new().max_connections(10).connect(&url).await.expect("connect to test database");
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect(&url)
+            .await
+            .expect("connect to test database");
         TestDb { name, url, pool }
     }
 }
@@ -121,10 +160,17 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop may run inside or outside a runtime: do the async cleanup on a thread of its own.
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async {
                 let mut admin = admin_connection().await;
-                let _ = execute(&mut admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                let _ = execute(
+                    &mut admin,
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                )
+                .await;
                 admin.close().await.ok();
             });
         });

@@ -8,7 +8,8 @@ pub use database::TestDb;
 
 /// Where the test PostgreSQL server is (any database on it; tests create their own).
 pub fn database_server_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Where the test Redis is.
@@ -19,6 +20,9 @@ pub fn redis_url() -> String {
 /// Logs are silent unless `TEST_LOG` is set.
 pub fn init_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info,sqlx=warn").with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,sqlx=warn")
+            .with_test_writer()
+            .try_init();
     }
 }
