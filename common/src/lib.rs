@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod jobs;
 pub mod queue;
 pub mod seed;
 pub mod shutdown;

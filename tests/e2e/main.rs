@@ -4,6 +4,7 @@ mod fixtures;
 
 mod constraints;
 mod health;
+mod jobs;
 mod migrations;
 mod partitions;
 mod pricing;

@@ -97,7 +97,11 @@ impl TestApp {
 
 /// Deletes every key under a prefix, a batch at a time (never one blocking command over everything).
 pub async fn delete_redis_prefix(prefix: &str) -> redis::RedisResult<()> {
-    let client = redis::Client::open(crate::redis_url())?;
+    delete_prefix_at(&crate::redis_url(), prefix).await
+}
+
+pub(crate) async fn delete_prefix_at(url: &str, prefix: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let pattern = format!("{prefix}*");
     let mut cursor: u64 = 0;

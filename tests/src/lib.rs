@@ -2,9 +2,14 @@
 
 mod app;
 mod database;
+mod env;
+pub mod wait;
+mod worker;
 
 pub use app::{TestApp, test_config};
 pub use database::TestDb;
+pub use env::JobEnv;
+pub use worker::{RedisServer, TestWorker, binary};
 
 /// Where the test PostgreSQL server is (any database on it; tests create their own).
 pub fn database_server_url() -> String {

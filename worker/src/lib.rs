@@ -1,12 +1,21 @@
 #![doc = include_str!("../README.md")]
 
+pub mod context;
+mod execute;
+mod handlers;
+pub mod metrics;
+mod promoter;
+pub mod retention;
+mod runtime;
+
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Parser;
+use mingus_common::Config;
 use mingus_common::queue::Queue;
-use mingus_common::{Config, cache, db};
+
+pub use runtime::{WorkerRuntime, worker_name};
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "mingus-worker", about = "Runs the Mingus job workers", version)]
@@ -16,27 +25,22 @@ pub struct Args {
     pub queues: Vec<Queue>,
 }
 
-/// Connects to PostgreSQL and Redis, serves the selected queues and returns once `shutdown` resolved and
-/// in-flight work finished.
+/// Serves the selected queues until `shutdown` resolves, then drains: stops fetching, finishes in-flight
+/// jobs within `MINGUS_SHUTDOWN_TIMEOUT`, returns buffered ones to the queue, flushes the ledger.
 pub async fn run(
     config: Arc<Config>,
     args: Args,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if let Some(addr) = config.jobs.metrics_addr {
+        metrics::install(addr)?;
+        tracing::info!(%addr, "worker metrics on http://{addr}/metrics");
+    }
     let queues = if args.queues.is_empty() {
         Queue::ALL.to_vec()
     } else {
         args.queues
     };
-    let _db = db::connect(&config.database)
-        .await
-        .context("cannot connect to DATABASE_URL")?;
-    let _redis = cache::connect(&config.redis)
-        .await
-        .context("cannot connect to REDIS_URL")?;
-    let names: Vec<&str> = queues.iter().map(|q| q.name()).collect();
-    tracing::info!(queues = ?names, "mingus-worker started");
-    shutdown.await;
-    tracing::info!("mingus-worker stopped");
-    Ok(())
+    let runtime = WorkerRuntime::connect(config).await?;
+    runtime.run(&queues, shutdown).await
 }

@@ -61,6 +61,40 @@ pub struct RedisConfig {
     pub connection_timeout: Duration,
 }
 
+/// Worker and job-runtime settings (see the README's configuration table).
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// How often an idle worker looks for work (apalis-redis otherwise waits for its 30 s heartbeat).
+    pub poll_interval: Duration,
+    /// Worker heartbeat; a worker silent for `heartbeat × missed_heartbeats` is dead and its jobs re-run.
+    pub heartbeat: Duration,
+    pub missed_heartbeats: usize,
+    /// Jobs fetched per round trip.
+    pub fetch_batch: usize,
+    /// Concurrent jobs per queue when not overridden.
+    pub default_concurrency: usize,
+    /// Per-queue overrides, from `MINGUS_QUEUE_CONCURRENCY="email=20,reports=4"`.
+    pub concurrency: HashMap<String, usize>,
+    /// Per-queue timeout overrides, from `MINGUS_QUEUE_TIMEOUT_SECS="reports=600"`.
+    pub timeouts: HashMap<String, Duration>,
+    /// Where a worker serves `/metrics`; `None` disables it.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Finished jobs kept in Redis: at most this many per queue, and none older than `finished_max_age`.
+    pub finished_max_count: usize,
+    pub finished_max_age: Duration,
+    /// Ledger rows older than this are deleted by the retention job.
+    pub ledger_retention: Duration,
+    /// An outbox row not completed and not pushed for this long is pushed again.
+    pub outbox_stale_after: Duration,
+}
+
+impl JobsConfig {
+    /// The orphan window: how long a killed worker's jobs wait before another worker re-runs them.
+    pub fn orphan_window(&self) -> Duration {
+        self.heartbeat * self.missed_heartbeats as u32
+    }
+}
+
 /// The whole configuration of a Mingus process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -81,6 +115,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Per-request timeout of the HTTP server.
     pub http_request_timeout: Duration,
+    pub jobs: JobsConfig,
 }
 
 impl Config {
@@ -155,6 +190,30 @@ impl Config {
             )?,
             shutdown_timeout: vars.seconds("MINGUS_SHUTDOWN_TIMEOUT", 30)?,
             http_request_timeout: vars.seconds("MINGUS_HTTP_REQUEST_TIMEOUT_SECS", 15)?,
+            jobs: JobsConfig {
+                poll_interval: vars.millis("MINGUS_WORKER_POLL_MS", 50)?,
+                heartbeat: vars.seconds("MINGUS_WORKER_HEARTBEAT_SECS", 5)?,
+                missed_heartbeats: vars.parse("MINGUS_WORKER_MISSED_HEARTBEATS", 6)?,
+                fetch_batch: vars.parse("MINGUS_WORKER_FETCH_BATCH", 100)?,
+                default_concurrency: vars.parse("MINGUS_WORKER_CONCURRENCY", 50)?,
+                concurrency: vars.map("MINGUS_QUEUE_CONCURRENCY", |v| {
+                    v.parse::<usize>().map_err(|e| e.to_string())
+                })?,
+                timeouts: vars.map("MINGUS_QUEUE_TIMEOUT_SECS", |v| {
+                    v.parse::<u64>()
+                        .map(Duration::from_secs)
+                        .map_err(|e| e.to_string())
+                })?,
+                metrics_addr: vars.parse_with(
+                    "MINGUS_WORKER_METRICS_ADDR",
+                    Some("127.0.0.1:9091".parse().expect("valid")),
+                    parse::optional_addr,
+                )?,
+                finished_max_count: vars.parse("MINGUS_RETENTION_FINISHED_MAX", 100_000)?,
+                finished_max_age: vars.seconds("MINGUS_RETENTION_FINISHED_SECS", 24 * 3600)?,
+                ledger_retention: vars.seconds("MINGUS_RETENTION_LEDGER_SECS", 30 * 24 * 3600)?,
+                outbox_stale_after: vars.seconds("MINGUS_OUTBOX_STALE_SECS", 120)?,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -176,6 +235,43 @@ impl Config {
                     db.min_connections, db.max_connections
                 ),
             ));
+        }
+        let jobs = &self.jobs;
+        if jobs.poll_interval.is_zero() || jobs.poll_interval > Duration::from_secs(5) {
+            return Err(ConfigError::invalid(
+                "MINGUS_WORKER_POLL_MS",
+                "must be between 1 and 5000",
+            ));
+        }
+        if jobs.fetch_batch == 0 {
+            return Err(ConfigError::invalid(
+                "MINGUS_WORKER_FETCH_BATCH",
+                "must be at least 1",
+            ));
+        }
+        if jobs.missed_heartbeats == 0 || jobs.heartbeat.is_zero() {
+            return Err(ConfigError::invalid(
+                "MINGUS_WORKER_MISSED_HEARTBEATS",
+                "heartbeat and count must be positive",
+            ));
+        }
+        let overrides = [
+            (
+                "MINGUS_QUEUE_CONCURRENCY",
+                jobs.concurrency.keys().collect::<Vec<_>>(),
+            ),
+            ("MINGUS_QUEUE_TIMEOUT_SECS", jobs.timeouts.keys().collect()),
+        ];
+        for (variable, names) in overrides {
+            if let Some(name) = names
+                .into_iter()
+                .find(|n| n.parse::<crate::queue::Queue>().is_err())
+            {
+                return Err(ConfigError::invalid(
+                    variable,
+                    format!("unknown queue {name:?}"),
+                ));
+            }
         }
         if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
             return Err(ConfigError::invalid(

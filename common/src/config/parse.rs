@@ -115,6 +115,29 @@ impl<'a> Vars<'a> {
             .map(SecretString::from)
     }
 
+    /// `a=1,b=2` into a map, values parsed by `parse`.
+    pub fn map<T>(
+        &self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<HashMap<String, T>, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(HashMap::new());
+        };
+        raw.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                let (key, value) = item.split_once('=').ok_or_else(|| {
+                    ConfigError::invalid(name, format!("expected name=value, got {item:?}"))
+                })?;
+                let value = parse(value.trim())
+                    .map_err(|reason| ConfigError::invalid(name, format!("{key}: {reason}")))?;
+                Ok((key.trim().to_owned(), value))
+            })
+            .collect()
+    }
+
     pub fn optional_secret(&self, name: &'static str) -> Result<Option<SecretString>, ConfigError> {
         Ok(self.get(name).map(SecretString::from))
     }
@@ -157,5 +180,15 @@ pub(super) fn boolean(raw: &str) -> Result<bool, String> {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         other => Err(format!("expected true or false, got {other:?}")),
+    }
+}
+
+pub(super) fn optional_addr(raw: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "off" | "none" | "disabled" => Ok(None),
+        _ => raw
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{e} (or \"off\")")),
     }
 }

@@ -142,3 +142,31 @@ fn secrets_never_appear_in_debug_output() {
         assert!(!shown.contains(secret), "debug output leaks {secret}");
     }
 }
+
+#[test]
+fn job_settings_parse_per_queue_overrides_and_reject_unknown_queues() {
+    let config = Config::from_vars([
+        ("MINGUS_QUEUE_CONCURRENCY", "email=20, reports=4"),
+        ("MINGUS_QUEUE_TIMEOUT_SECS", "reports=600"),
+        ("MINGUS_WORKER_METRICS_ADDR", "off"),
+    ])
+    .unwrap();
+    assert_eq!(config.jobs.concurrency["email"], 20);
+    assert_eq!(config.jobs.concurrency["reports"], 4);
+    assert_eq!(config.jobs.timeouts["reports"], Duration::from_secs(600));
+    assert!(config.jobs.metrics_addr.is_none());
+    assert!(
+        config.jobs.orphan_window() <= Duration::from_secs(60),
+        "default orphan window is at most 60 s"
+    );
+    let err = Config::from_vars([("MINGUS_QUEUE_CONCURRENCY", "mail=2")]).unwrap_err();
+    assert_eq!(err.variable(), "MINGUS_QUEUE_CONCURRENCY");
+    let err = Config::from_vars([("MINGUS_QUEUE_TIMEOUT_SECS", "reports")]).unwrap_err();
+    assert_eq!(err.variable(), "MINGUS_QUEUE_TIMEOUT_SECS");
+}
+
+#[test]
+fn an_unknown_queue_in_timeouts_names_its_own_variable() {
+    let err = Config::from_vars([("MINGUS_QUEUE_TIMEOUT_SECS", "mail=2")]).unwrap_err();
+    assert_eq!(err.variable(), "MINGUS_QUEUE_TIMEOUT_SECS");
+}

@@ -1,0 +1,84 @@
+//! The job kinds this platform runs, each with its policy next to it. Later capabilities (Stripe events,
+//! billing sweeps, e-mail, reports, analytics) add theirs here.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Backoff, Job, JobSpec};
+use crate::queue::Queue;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// The no-op job of the throughput benchmark, also the platform's diagnostic job: it can sleep, fail a
+/// number of times, fail permanently, or leave an idempotent mark in `bench_marks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchNoop {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sleep_ms: u64,
+    /// Fail attempts up to and including this number (`u32::MAX`: always fail).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub fail_until_attempt: u32,
+    /// Fail with a permanent error (no retries).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_permanently: bool,
+    /// Insert this mark into `bench_marks` (once, however often the job runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<String>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+impl Job for BenchNoop {
+    const SPEC: JobSpec = JobSpec {
+        kind: "bench.noop",
+        queue: Queue::Bench,
+        timeout: Duration::from_secs(30),
+        max_attempts: 3,
+        backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
+    };
+}
+
+/// Re-pushes outbox rows whose job is missing or stale (every minute).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSweep {}
+
+impl Job for OutboxSweep {
+    const SPEC: JobSpec = JobSpec {
+        kind: "maintenance.outbox_sweep",
+        queue: Queue::Maintenance,
+        timeout: Duration::from_secs(120),
+        max_attempts: 3,
+        backoff: Backoff::new(SECOND, Duration::from_secs(30)),
+    };
+}
+
+/// Trims finished and dead job data from Redis and old rows from the ledger (daily).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {}
+
+impl Job for Retention {
+    const SPEC: JobSpec = JobSpec {
+        kind: "maintenance.retention",
+        queue: Queue::Maintenance,
+        timeout: Duration::from_secs(1800),
+        max_attempts: 3,
+        backoff: Backoff::new(Duration::from_secs(30), Duration::from_secs(600)),
+    };
+}
+
+/// Every job kind the workers know, for validation at the edges (ops retry, cron table).
+pub const SPECS: &[JobSpec] = &[BenchNoop::SPEC, OutboxSweep::SPEC, Retention::SPEC];
+
+pub fn spec(kind: &str) -> Option<&'static JobSpec> {
+    SPECS.iter().find(|s| s.kind == kind)
+}

@@ -1,0 +1,5 @@
+DROP TABLE IF EXISTS bench_marks;
+DROP TABLE IF EXISTS cron_runs;
+DROP TABLE IF EXISTS job_dead_letters;
+DROP TABLE IF EXISTS job_runs;
+DROP TABLE IF EXISTS job_outbox;

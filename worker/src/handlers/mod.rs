@@ -1,0 +1,30 @@
+//! One handler per job kind; [`dispatch`] routes an envelope to it.
+
+mod bench;
+mod maintenance;
+
+use mingus_common::jobs::catalog::{BenchNoop, OutboxSweep, Retention};
+use mingus_common::jobs::{Envelope, Job};
+use serde::de::DeserializeOwned;
+
+use crate::context::{JobContext, JobError};
+
+fn args<J: Job + DeserializeOwned>(envelope: &Envelope) -> Result<J, JobError> {
+    serde_json::from_value(envelope.args.clone()).map_err(|err| {
+        JobError::Permanent(anyhow::anyhow!(
+            "arguments of {} do not parse: {err}",
+            envelope.kind
+        ))
+    })
+}
+
+pub async fn dispatch(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobError> {
+    match envelope.kind.as_str() {
+        k if k == BenchNoop::SPEC.kind => bench::noop(ctx, envelope, args(envelope)?).await,
+        k if k == OutboxSweep::SPEC.kind => maintenance::outbox_sweep(ctx).await,
+        k if k == Retention::SPEC.kind => maintenance::retention(ctx).await,
+        other => Err(JobError::Permanent(anyhow::anyhow!(
+            "no handler for job kind {other:?}"
+        ))),
+    }
+}
