@@ -8,4 +8,6 @@ mod jobs;
 mod migrations;
 mod partitions;
 mod pricing;
+mod resilience;
+mod retention;
 mod rls;

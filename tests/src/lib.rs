@@ -3,12 +3,14 @@
 mod app;
 mod database;
 mod env;
+mod process;
 pub mod wait;
 mod worker;
 
 pub use app::{TestApp, test_config};
 pub use database::TestDb;
 pub use env::JobEnv;
+pub use process::WorkerProcess;
 pub use worker::{RedisServer, TestWorker, binary};
 
 /// Where the test PostgreSQL server is (any database on it; tests create their own).

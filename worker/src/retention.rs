@@ -122,7 +122,7 @@ async fn trim_unindexed(
                     .arg("done_at")
                     .query_async(conn)
                     .await?;
-                if done_at.is_none_or(|t| t < cutoff_secs) {
+                if done_at.is_none_or(|t| t <= cutoff_secs) {
                     old.push(id);
                 }
             }
