@@ -16,6 +16,8 @@ export TEST_MAILDIR="${TEST_MAILDIR:-$MINGUS_MAILDIR}"
 stale=$(psql "$TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'mingus\_test\_%'" || true)
 for db in $stale; do psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true; done
 
+# Process tests start the real binaries: build them once up front.
+cargo build --quiet --bins
 log "running the test suite against $pg_host:$pg_port and $TEST_REDIS_URL"
 status=0
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$MINGUS_LOCAL/test-output.log" || status=$?
