@@ -35,11 +35,15 @@ pub enum Command {
     },
     /// Inserts a small set of demo users, profiles and subscriptions (idempotent).
     SeedDemo,
+    /// Stripe operations: replay stored events, fetch undelivered ones, reconcile subscriptions.
+    #[command(subcommand)]
+    Stripe(crate::admin_stripe::StripeCommand),
 }
 
 pub async fn execute(cli: Cli, config: &Config) -> anyhow::Result<()> {
     match cli.command {
         Command::CreateDatabase => create_database(config).await,
+        Command::Stripe(command) => crate::admin_stripe::execute(command, config).await,
         Command::Migrate {
             down_to: None,
             status: false,

@@ -10,8 +10,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::health;
 use crate::state::AppState;
+use crate::{health, metrics, ops};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -22,9 +22,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/health/database", get(health::database))
         .route("/health/cache", get(health::cache))
+        .route("/metrics", get(metrics::render))
+        .merge(ops::router(state.clone()))
+        .merge(crate::webhooks::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -35,6 +38,8 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
         )
+        // Outermost, so timeouts are counted too; per route, so it sees the matched route template.
+        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
 }
 
 async fn not_found() -> ApiError {

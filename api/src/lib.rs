@@ -1,10 +1,14 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin;
+pub mod admin_stripe;
 mod error;
 mod health;
 mod http;
+pub mod metrics;
+pub mod ops;
 mod state;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,7 +27,16 @@ pub use state::AppState;
 pub fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     let db = db::lazy_pool(&config.database).context("invalid DATABASE_URL")?;
     let redis = cache::lazy_manager(&config.redis).context("invalid REDIS_URL")?;
-    Ok(AppState { config, db, redis })
+    let enqueuer =
+        mingus_common::jobs::Enqueuer::new(redis.clone(), config.redis.key_prefix.clone());
+    Ok(AppState {
+        config,
+        db,
+        redis,
+        enqueuer,
+        metrics: metrics::ApiMetrics::new(),
+        ops: ops::OpsState::default(),
+    })
 }
 
 /// Binds `MINGUS_API_ADDR` and serves until `shutdown` resolves.

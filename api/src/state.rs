@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use mingus_common::Config;
+use mingus_common::jobs::Enqueuer;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
@@ -10,4 +11,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: PgPool,
     pub redis: ConnectionManager,
+    /// Pushes, pauses and reads queues under `REDIS_KEY_PREFIX` (shares the `redis` connection).
+    pub enqueuer: Enqueuer,
+    /// This instance's Prometheus recorder (not the process-global one).
+    pub metrics: Arc<crate::metrics::ApiMetrics>,
+    pub ops: crate::ops::OpsState,
 }

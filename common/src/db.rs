@@ -22,14 +22,31 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// The role user-scoped API queries run as; row-level security applies to it.
 pub const APP_ROLE: &str = "mingus_app";
 
+/// Connections idle for longer than this are pinged before use (when pre-ping is on).
+const PRE_PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn pool_options(config: &DatabaseConfig) -> PgPoolOptions {
-    PgPoolOptions::new()
+    let options = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(config.min_connections)
         .acquire_timeout(config.acquire_timeout)
         .max_lifetime(config.max_lifetime)
         .idle_timeout(config.idle_timeout)
-        .test_before_acquire(config.test_before_acquire)
+        // sqlx's own test pings on every checkout: a full round trip on every hot path.
+        .test_before_acquire(false);
+    if !config.test_before_acquire {
+        return options;
+    }
+    // The seed's pre-ping, where it pays off: a connection that sat idle (and may have been cut by a
+    // firewall, PgBouncer or a restart) is pinged; one returned a moment ago is used as is.
+    options.before_acquire(|conn, meta| {
+        Box::pin(async move {
+            if meta.idle_for > PRE_PING_AFTER_IDLE {
+                sqlx::Connection::ping(conn).await?;
+            }
+            Ok(true)
+        })
+    })
 }
 
 fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, sqlx::Error> {

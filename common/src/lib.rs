@@ -1,12 +1,15 @@
 #![doc = include_str!("../README.md")]
 
+pub mod billing;
 pub mod cache;
 pub mod config;
+pub mod cron;
 pub mod db;
 pub mod jobs;
 pub mod queue;
 pub mod seed;
 pub mod shutdown;
+pub mod stripe_api;
 pub mod telemetry;
 
 pub use config::Config;

@@ -107,6 +107,12 @@ ensure_psql() {
   command -v psql >/dev/null || apt_install postgresql-client
 }
 
+# Headless Chromium and its WebDriver, for the dashboard's browser test (tests/e2e/dashboard.rs).
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+  apt_install chromium chromium-driver
+}
+
 ensure_services() {
   ensure_rust
   ensure_psql

@@ -2,12 +2,20 @@
 
 mod fixtures;
 
+mod billing_lifecycle;
 mod constraints;
+mod dashboard;
 mod health;
 mod jobs;
 mod migrations;
+mod ops;
 mod partitions;
 mod pricing;
 mod resilience;
 mod retention;
 mod rls;
+mod scheduler;
+mod stripe_cli;
+mod stripe_processing;
+mod webhooks;
+mod worker_metrics;

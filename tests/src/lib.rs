@@ -4,6 +4,8 @@ mod app;
 mod database;
 mod env;
 mod process;
+pub mod stripe;
+pub mod stripe_server;
 pub mod wait;
 mod worker;
 

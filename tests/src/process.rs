@@ -13,7 +13,10 @@ impl WorkerProcess {
     /// Starts `mingus-worker --queues <queues>` against `env`, with extra variables.
     pub fn start(env: &JobEnv, queues: &str, extra: &[(&str, &str)]) -> Self {
         let mut command = Command::new(binary("mingus-worker"));
-        command.args(["--queues", queues]).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        command
+            .args(["--queues", queues])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
         for (key, value) in env.process_env() {
             command.env(key, value);
         }
@@ -23,7 +26,9 @@ impl WorkerProcess {
         let log = std::env::var_os("TEST_LOG").is_some();
         command.stdout(if log { Stdio::inherit() } else { Stdio::null() });
         command.stderr(if log { Stdio::inherit() } else { Stdio::null() });
-        WorkerProcess { child: Some(command.spawn().expect("mingus-worker starts")) }
+        WorkerProcess {
+            child: Some(command.spawn().expect("mingus-worker starts")),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -31,7 +36,10 @@ impl WorkerProcess {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success(), "kill -{signal} failed");
     }
 
@@ -44,7 +52,10 @@ impl WorkerProcess {
                 self.child = None;
                 return status;
             }
-            assert!(started.elapsed() < limit, "worker did not exit within {limit:?}");
+            assert!(
+                started.elapsed() < limit,
+                "worker did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -7,6 +7,7 @@ pub mod metrics;
 mod promoter;
 pub mod retention;
 mod runtime;
+pub mod stripe;
 
 use std::future::Future;
 use std::sync::Arc;

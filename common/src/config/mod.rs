@@ -10,6 +10,8 @@
 
 mod parse;
 mod production;
+mod scheduler;
+pub mod stripe;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use secrecy::SecretString;
 
 pub use parse::ConfigError;
 use parse::Vars;
+pub use scheduler::{ScheduleOverride, SchedulerConfig};
 
 /// Which rules apply: development defaults, or production's refusal of missing secrets and insecure settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +109,7 @@ pub struct Config {
     pub stripe_webhook_secrets: Vec<SecretString>,
     pub stripe_api_key: Option<SecretString>,
     pub stripe_api_base: String,
+    pub stripe: stripe::StripeConfig,
     pub smtp_url: SecretString,
     pub mail_from: String,
     pub jwt_secret: Option<SecretString>,
@@ -116,6 +120,8 @@ pub struct Config {
     /// Per-request timeout of the HTTP server.
     pub http_request_timeout: Duration,
     pub jobs: JobsConfig,
+    /// The cron scheduler: loop interval and overrides of the cron table (`MINGUS_SCHEDULE_*`).
+    pub scheduler: SchedulerConfig,
 }
 
 impl Config {
@@ -171,6 +177,7 @@ impl Config {
             stripe_webhook_secrets: vars.secret_list("STRIPE_WEBHOOK_SECRETS")?,
             stripe_api_key: vars.optional_secret("STRIPE_API_KEY")?,
             stripe_api_base: vars.string("STRIPE_API_BASE", "https://api.stripe.com")?,
+            stripe: stripe::parse(&vars, !dev)?,
             smtp_url: vars
                 .secret_or_dev_default("SMTP_URL", dev.then_some("smtp://127.0.0.1:2525"))?,
             mail_from: vars.string_or_dev_default(
@@ -214,6 +221,7 @@ impl Config {
                 ledger_retention: vars.seconds("MINGUS_RETENTION_LEDGER_SECS", 30 * 24 * 3600)?,
                 outbox_stale_after: vars.seconds("MINGUS_OUTBOX_STALE_SECS", 120)?,
             },
+            scheduler: scheduler::parse(&map)?,
         };
         config.validate()?;
         Ok(config)

@@ -20,6 +20,10 @@ pub struct BenchNoop {
     /// Fail attempts up to and including this number (`u32::MAX`: always fail).
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub fail_until_attempt: u32,
+    /// Fail every attempt of the first `fail_generations` lives of the job (an operator's retry starts
+    /// the next generation), e.g. 1: dies once, succeeds when retried from `/ops`.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub fail_generations: u32,
     /// Fail with a permanent error (no retries).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_permanently: bool,
@@ -76,8 +80,34 @@ impl Job for Retention {
     };
 }
 
+/// Applies one stored Stripe event (`stripe_events.id`) to subscriptions, billing history and access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessStripeEvent {
+    pub event_id: String,
+}
+
+impl Job for ProcessStripeEvent {
+    const SPEC: JobSpec = JobSpec {
+        kind: "stripe.process_event",
+        queue: Queue::StripeEvents,
+        timeout: Duration::from_secs(30),
+        // Out-of-order deliveries (an invoice before its subscription) wait for their dependency.
+        max_attempts: 12,
+        backoff: Backoff::new(SECOND, Duration::from_secs(600)),
+    };
+}
+
 /// Every job kind the workers know, for validation at the edges (ops retry, cron table).
-pub const SPECS: &[JobSpec] = &[BenchNoop::SPEC, OutboxSweep::SPEC, Retention::SPEC];
+pub const SPECS: &[JobSpec] = &[
+    BenchNoop::SPEC,
+    OutboxSweep::SPEC,
+    Retention::SPEC,
+    ProcessStripeEvent::SPEC,
+    super::billing_jobs::TrialExpirySweep::SPEC,
+    super::billing_jobs::RenewalSweep::SPEC,
+    super::stripe_jobs::StripeReconcile::SPEC,
+];
 
 pub fn spec(kind: &str) -> Option<&'static JobSpec> {
     SPECS.iter().find(|s| s.kind == kind)

@@ -5,11 +5,13 @@
 //! (exponential backoff with jitter) or into a dead letter once `max_attempts` is used up, and apalis only
 //! ever sees success. That sidesteps apalis-redis' hard-coded 25 retries (NOTES-apalis defect 3).
 
+pub mod billing_jobs;
 pub mod catalog;
 pub mod enqueue;
 pub mod keys;
 pub mod ledger;
 pub mod outbox;
+pub mod stripe_jobs;
 
 use std::time::Duration;
 

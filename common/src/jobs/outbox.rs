@@ -19,13 +19,11 @@ pub async fn stage<J: Job>(
     job: &J,
     job_id: Uuid,
 ) -> anyhow::Result<Envelope> {
-    let mut envelope = Envelope::new(job, job_id)?;
-    envelope.outbox = true;
-    sqlx::query(
-        "INSERT INTO job_outbox (job_id, queue, kind, args, max_attempts, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(job_id)
+    let envelope = prepare(job, job_id)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO job_outbox {OUTBOX_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6)"
+    )))
+    .bind(envelope.job_id)
     .bind(envelope.queue.name())
     .bind(&envelope.kind)
     .bind(sqlx::types::Json(&envelope))
@@ -36,22 +34,38 @@ pub async fn stage<J: Job>(
     Ok(envelope)
 }
 
-/// Pushes staged envelopes and records the push. A Redis failure is logged, not returned: the row is
-/// durable and the sweep will push it.
-pub async fn push_after_commit(pool: &PgPool, enqueuer: &Enqueuer, envelopes: &[Envelope]) -> bool {
+/// The envelope of an outbox-backed job, for callers that write the outbox row in a statement of their
+/// own (e.g. one `WITH … INSERT` together with the business row, with the columns of [`OUTBOX_COLUMNS`]).
+pub fn prepare<J: Job>(job: &J, job_id: Uuid) -> Result<Envelope, serde_json::Error> {
+    let mut envelope = Envelope::new(job, job_id)?;
+    envelope.outbox = true;
+    Ok(envelope)
+}
+
+/// The outbox row's columns: job id, queue name, kind, the envelope as JSON, max attempts, enqueued at.
+pub const OUTBOX_COLUMNS: &str = "(job_id, queue, kind, args, max_attempts, created_at)";
+
+/// Pushes staged envelopes. A Redis failure is logged, not returned: the row is durable and the sweep will
+/// push it. The push is not recorded in PostgreSQL: that would cost a second commit on every hot path, and
+/// the sweep only revisits rows older than the stale window, whose re-push Redis drops if it has the job.
+pub async fn push_after_commit(
+    _pool: &PgPool,
+    enqueuer: &Enqueuer,
+    envelopes: &[Envelope],
+) -> bool {
     let mut all = true;
-    for envelope in envelopes {
-        match enqueuer
-            .push(std::slice::from_ref(envelope), None, None)
-            .await
-        {
-            Ok(_) => {
-                let _ = mark_pushed(pool, &[envelope.job_id]).await;
-            }
-            Err(err) => {
-                all = false;
-                tracing::warn!(job_id = %envelope.job_id, error = %err, "push failed; the outbox sweep will retry");
-            }
+    for queue in Queue::ALL {
+        let batch: Vec<Envelope> = envelopes
+            .iter()
+            .filter(|e| e.queue == queue)
+            .cloned()
+            .collect();
+        if batch.is_empty() {
+            continue;
+        }
+        if let Err(err) = enqueuer.push(&batch, None, None).await {
+            tracing::warn!(%queue, jobs = batch.len(), error = %err, "push failed; the outbox sweep will retry");
+            all = false;
         }
     }
     all

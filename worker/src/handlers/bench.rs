@@ -15,6 +15,13 @@ pub async fn noop(ctx: &JobContext, envelope: &Envelope, job: BenchNoop) -> Resu
             "asked to fail permanently"
         )));
     }
+    if envelope.generation < job.fail_generations {
+        return Err(JobError::Retryable(anyhow::anyhow!(
+            "asked to fail generation {} (attempt {})",
+            envelope.generation,
+            envelope.attempt
+        )));
+    }
     if envelope.attempt <= job.fail_until_attempt {
         return Err(JobError::Retryable(anyhow::anyhow!(
             "asked to fail attempt {}",

@@ -2,8 +2,12 @@
 
 mod bench;
 mod maintenance;
+mod reconcile;
 
+use mingus_common::jobs::billing_jobs::{RenewalSweep, TrialExpirySweep};
+use mingus_common::jobs::catalog::ProcessStripeEvent;
 use mingus_common::jobs::catalog::{BenchNoop, OutboxSweep, Retention};
+use mingus_common::jobs::stripe_jobs::StripeReconcile;
 use mingus_common::jobs::{Envelope, Job};
 use serde::de::DeserializeOwned;
 
@@ -23,6 +27,16 @@ pub async fn dispatch(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobEr
         k if k == BenchNoop::SPEC.kind => bench::noop(ctx, envelope, args(envelope)?).await,
         k if k == OutboxSweep::SPEC.kind => maintenance::outbox_sweep(ctx).await,
         k if k == Retention::SPEC.kind => maintenance::retention(ctx).await,
+        k if k == ProcessStripeEvent::SPEC.kind => {
+            crate::stripe::handle(ctx, envelope, args(envelope)?).await
+        }
+        k if k == TrialExpirySweep::SPEC.kind => {
+            crate::stripe::lifecycle::trial_expiry_sweep(ctx).await
+        }
+        k if k == RenewalSweep::SPEC.kind => crate::stripe::lifecycle::renewal_sweep(ctx).await,
+        k if k == StripeReconcile::SPEC.kind => {
+            reconcile::stripe_reconcile(ctx, args(envelope)?).await
+        }
         other => Err(JobError::Permanent(anyhow::anyhow!(
             "no handler for job kind {other:?}"
         ))),

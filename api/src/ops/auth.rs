@@ -1,0 +1,237 @@
+//! Operator authentication: `Authorization: Bearer <MINGUS_ADMIN_TOKEN>` for API clients, or a session
+//! cookie for the dashboard. The cookie never holds the token: it holds an issue time and an HMAC of it
+//! keyed by the token, so it expires after [`SESSION_TTL`] and stops working when the token is rotated.
+//! Every comparison is constant-time.
+//!
+//! Cookie-authenticated requests that change something must also carry the `x-mingus-ops` header, which a
+//! cross-site form cannot send (on top of `SameSite=Strict`).
+
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use hmac::{Hmac, KeyInit, Mac};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::dashboard;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const COOKIE: &str = "mingus_ops";
+/// The header the dashboard sends with every change it asks for.
+pub const CSRF_HEADER: &str = "x-mingus-ops";
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Slows down guessing through the login form.
+const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(300);
+
+enum Credential {
+    Bearer,
+    Cookie,
+}
+
+fn disabled() -> ApiError {
+    ApiError::client(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ops_disabled",
+        "the operator API is disabled: MINGUS_ADMIN_TOKEN is not configured",
+    )
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::client(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid admin token is required (Authorization: Bearer <MINGUS_ADMIN_TOKEN>)",
+    )
+}
+
+/// Constant-time equality of a presented token and the configured one (hashing first, so the
+/// comparison does not reveal the token's length either).
+fn token_matches(presented: &str, expected: &str) -> bool {
+    let a = Sha256::digest(presented.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.as_slice().ct_eq(b.as_slice()).into()
+}
+
+fn signature(token: &str, issued: i64) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(b"mingus-ops-session\0");
+    mac.update(issued.to_string().as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The cookie value of a session opened now.
+fn session_value(token: &str) -> String {
+    let issued = chrono::Utc::now().timestamp();
+    format!("v1.{issued}.{}", signature(token, issued))
+}
+
+fn session_valid(value: &str, token: &str) -> bool {
+    let mut parts = value.splitn(3, '.');
+    let (Some("v1"), Some(issued), Some(presented)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(issued) = issued.parse::<i64>() else {
+        return false;
+    };
+    let age = chrono::Utc::now().timestamp() - issued;
+    if age < -60 || age > SESSION_TTL.as_secs() as i64 {
+        return false;
+    }
+    let expected = signature(token, issued);
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn credential(headers: &HeaderMap, token: &str) -> Option<Credential> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let presented = auth.to_str().ok()?.strip_prefix("Bearer ")?.trim();
+        return token_matches(presented, token).then_some(Credential::Bearer);
+    }
+    let value = cookie_value(headers, COOKIE)?;
+    session_valid(value, token).then_some(Credential::Cookie)
+}
+
+/// True when the request carries a valid bearer token or session cookie.
+fn authenticated(state: &AppState, headers: &HeaderMap) -> bool {
+    state
+        .config
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| credential(headers, t.expose_secret()).is_some())
+}
+
+/// Middleware of every protected `/ops` route. The dashboard page answers with the login form instead
+/// of a JSON error.
+pub async fn require(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let page = request.uri().path() == "/ops";
+    let Some(token) = state.config.admin_token.as_ref() else {
+        return if page {
+            dashboard::disabled_page()
+        } else {
+            disabled().into_response()
+        };
+    };
+    match credential(request.headers(), token.expose_secret()) {
+        Some(Credential::Bearer) => next.run(request).await,
+        Some(Credential::Cookie) => {
+            let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+            if safe || request.headers().contains_key(CSRF_HEADER) {
+                next.run(request).await
+            } else {
+                ApiError::client(
+                    StatusCode::FORBIDDEN,
+                    "csrf_header_missing",
+                    format!("changes made with the session cookie need the {CSRF_HEADER} header"),
+                )
+                .into_response()
+            }
+        }
+        None if page => dashboard::login_page(StatusCode::UNAUTHORIZED, None),
+        None => unauthorized().into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /ops/login`: the form, or straight to the dashboard when already signed in.
+pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.config.admin_token.is_none() {
+        return dashboard::disabled_page();
+    }
+    if authenticated(&state, &headers) {
+        return Redirect::to("/ops").into_response();
+    }
+    dashboard::login_page(StatusCode::OK, None)
+}
+
+/// `POST /ops/login` (form field `token`): sets the session cookie and goes to the dashboard.
+pub async fn login(
+    State(state): State<AppState>,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Some(token) = state.config.admin_token.as_ref() else {
+        return dashboard::disabled_page();
+    };
+    let presented = form.map(|Form(f)| f.token).unwrap_or_default();
+    if presented.is_empty() || !token_matches(presented.trim(), token.expose_secret()) {
+        tokio::time::sleep(FAILED_LOGIN_DELAY).await;
+        return dashboard::login_page(StatusCode::UNAUTHORIZED, Some("That token is not valid."));
+    }
+    let secure = if state.config.environment == mingus_common::config::Environment::Production {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{COOKIE}={}; Path=/ops; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        session_value(token.expose_secret()),
+        SESSION_TTL.as_secs()
+    );
+    let mut response = Redirect::to("/ops").into_response();
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `POST /ops/logout`: forgets the cookie.
+pub async fn logout() -> Response {
+    let mut response = Redirect::to("/ops").into_response();
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("mingus_ops=; Path=/ops; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_verify_only_with_the_same_token_and_within_their_lifetime() {
+        let value = session_value("token-a");
+        assert!(session_valid(&value, "token-a"));
+        assert!(!session_valid(&value, "token-b"));
+        assert!(!value.contains("token-a"));
+        let old = chrono::Utc::now().timestamp() - SESSION_TTL.as_secs() as i64 - 5;
+        assert!(!session_valid(
+            &format!("v1.{old}.{}", signature("token-a", old)),
+            "token-a"
+        ));
+        assert!(!session_valid("v1.x.y", "token-a"));
+        assert!(!session_valid("", "token-a"));
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(token_matches("abc", "abc"));
+        assert!(!token_matches("abc", "abcd"));
+        assert!(!token_matches("", "abc"));
+    }
+}

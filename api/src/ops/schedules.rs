@@ -1,0 +1,56 @@
+//! The cron table as operators see it (`GET /ops/schedules`) and running a schedule now
+//! (`POST /ops/schedules/{name}/run`), through `mingus_common::cron`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use mingus_common::cron::{self, CronTable, TriggerError};
+use serde_json::{Value, json};
+
+use super::{db_error, redis_error};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The table this deployment runs: the built-in schedules with the `MINGUS_SCHEDULE_*` overrides.
+/// Built per request: a handful of parsed expressions, and always what the configuration says.
+fn table(state: &AppState) -> CronTable {
+    CronTable::from_config(&state.config.scheduler)
+}
+
+/// `GET /ops/schedules`: every schedule, its latest run (and that job's outcome) and its next tick.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let schedules = cron::schedule_status(&state.db, &table(&state), Utc::now())
+        .await
+        .map_err(db_error)?;
+    Ok(Json(json!({ "schedules": schedules })))
+}
+
+/// `POST /ops/schedules/{name}/run`: a manual run now (disabled schedules too); the next scheduled
+/// tick still runs.
+pub async fn run(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let table = table(&state);
+    if table.get(&name).is_none() {
+        return Err(ApiError::client(
+            StatusCode::NOT_FOUND,
+            "unknown_schedule",
+            format!(
+                "no schedule named {:?}; known: {}",
+                name.chars().take(100).collect::<String>(),
+                table.names().join(", ")
+            ),
+        ));
+    }
+    match cron::trigger_now(&state.db, &state.enqueuer, &table, &name).await {
+        Ok(run) => {
+            tracing::info!(schedule = %name, job_id = %run.job_id, "schedule run by an operator");
+            Ok(Json(json!({ "run": run })))
+        }
+        Err(TriggerError::UnknownSchedule(_)) => Err(ApiError::not_found("no such schedule")),
+        Err(TriggerError::Database(err)) => Err(db_error(err)),
+        Err(TriggerError::Job(err)) => Err(redis_error(err)),
+    }
+}

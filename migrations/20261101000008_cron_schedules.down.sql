@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS idx_cron_runs_schedule_created;
+DROP TABLE IF EXISTS cron_schedules;

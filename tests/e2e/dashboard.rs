@@ -1,0 +1,279 @@
+//! The operator dashboard in a real headless Chromium, driven over WebDriver (chromedriver): sign in with
+//! the admin token, find a dead job, press Retry, watch it succeed.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use mingus_common::jobs::Enqueuer;
+use mingus_common::jobs::catalog::BenchNoop;
+use mingus_common::queue::Queue;
+use mingus_tests::wait::{count, until};
+use mingus_tests::{TestApp, TestWorker};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// chromedriver on a free loopback port, in a process group of its own; the group (chromedriver and the
+/// browser it started) is stopped by its id when this is dropped, even when the test fails.
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: PathBuf,
+}
+
+impl Driver {
+    fn start() -> Self {
+        use std::os::unix::process::CommandExt;
+        assert!(
+            std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists(),
+            "Chromium and chromedriver are needed: apt-get install chromium chromium-driver (deploy/local/test.sh does)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "chromedriver did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile =
+            std::env::temp_dir().join(format!("mingus-chromium-{port}-{}", std::process::id()));
+        Driver {
+            child,
+            port,
+            profile,
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1400,1900",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", self.profile.display())])
+        .collect::<Vec<_>>();
+        let capabilities = json!({ "goog:chromeOptions": { "binary": CHROMIUM, "args": args } });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a browser session starts")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver's pid is its group id (process_group(0)).
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Waits (bounded) until the CSS selector matches a displayed element.
+async fn visible(client: &Client, css: &str) -> fantoccini::elements::Element {
+    let started = Instant::now();
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && element.is_displayed().await.unwrap_or(false)
+        {
+            return element;
+        }
+        assert!(started.elapsed() < LIMIT, "timed out waiting for {css}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let png = client.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let path = std::env::temp_dir().join(name);
+    std::fs::write(&path, png).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_and_retries_a_dead_job_from_the_dashboard() {
+    let app = TestApp::spawn().await;
+    let redis = mingus_common::cache::connect(&app.config.redis)
+        .await
+        .unwrap();
+    let enqueuer = Enqueuer::new(redis, app.redis_prefix.clone());
+    let worker = TestWorker::spawn(app.config.clone(), &[Queue::Bench]).await;
+    // Two ordinary jobs for the chart, and one that dies in its first life and succeeds when retried.
+    enqueuer
+        .enqueue_many(&[BenchNoop::default(), BenchNoop::default()])
+        .await
+        .unwrap();
+    let job = BenchNoop {
+        fail_generations: 1,
+        mark: Some("dashboard-retry".into()),
+        ..Default::default()
+    };
+    let job_id = enqueuer.enqueue(&job, Default::default()).await.unwrap();
+    until(LIMIT, "the job to die", || async {
+        (count(
+            &app.db.pool,
+            "SELECT count(*) FROM job_dead_letters WHERE retried_at IS NULL",
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+
+    let driver = Driver::start();
+    let client = driver.browser().await;
+    client.goto(&app.url("/ops")).await.unwrap();
+    let field = visible(&client, "#login-form input[name=token]").await;
+    assert!(client.source().await.unwrap().contains("Sign in"));
+    // A wrong token keeps us on the login page with a message.
+    field.send_keys("not-the-token").await.unwrap();
+    client
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    visible(&client, ".login-card .error").await;
+    let token = app
+        .config
+        .admin_token
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let field = visible(&client, "#login-form input[name=token]").await;
+    field.clear().await.unwrap();
+    field.send_keys(&token).await.unwrap();
+    client
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The dashboard, with the dead job listed once the script has loaded the JSON.
+    visible(&client, "#queues").await;
+    let row = format!(r#"#dead tr[data-job-id="{job_id}"]"#);
+    visible(&client, &row).await;
+    let live = until(LIMIT, "the live status", || async {
+        let text = text_of(&client, "#live-status").await;
+        text.starts_with("live · updated").then_some(text)
+    })
+    .await;
+    assert!(!live.contains("offline"));
+    assert!(
+        text_of(&client, &row)
+            .await
+            .contains("asked to fail generation 0")
+    );
+    assert_eq!(text_of(&client, "#total-dead").await, "1");
+    assert!(
+        !client.source().await.unwrap().contains(&token),
+        "the page never shows the token"
+    );
+    let before = screenshot(&client, "mingus-dashboard-dead.png").await;
+
+    client
+        .find(Locator::Css(&format!(
+            r#"#dead button[data-action="retry"][data-job-id="{job_id}"]"#
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let flash = visible(&client, "#flash").await.text().await.unwrap();
+    assert!(flash.contains("retried"), "{flash}");
+    until(LIMIT, "the dead list to empty", || async {
+        (text_of(&client, "#dead-empty")
+            .await
+            .contains("No dead jobs"))
+        .then_some(())
+    })
+    .await;
+    until(LIMIT, "the retried job to succeed", || async {
+        let done = count(
+            &app.db.pool,
+            &format!(
+                "SELECT count(*) FROM job_runs WHERE job_id = '{job_id}' AND status = 'succeeded'"
+            ),
+        )
+        .await;
+        (done == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(
+            &app.db.pool,
+            "SELECT count(*) FROM bench_marks WHERE mark = 'dashboard-retry'"
+        )
+        .await,
+        1
+    );
+
+    // Its story, in the detail panel: four attempts, the last one succeeded.
+    let link = format!(r#"#runs a[data-job-id="{job_id}"]"#);
+    visible(&client, &link).await.click().await.unwrap();
+    until(LIMIT, "the detail panel", || async {
+        let facts = text_of(&client, "#job-facts").await;
+        let rows = client
+            .find_all(Locator::Css("#job-attempts tbody tr"))
+            .await
+            .map(|r| r.len())
+            .unwrap_or(0);
+        (facts.contains("succeeded") && rows == 4).then_some(())
+    })
+    .await;
+    assert_eq!(text_of(&client, "#total-dead").await, "0");
+    let after = screenshot(&client, "mingus-dashboard-retried.png").await;
+    println!("screenshots: {} {}", before.display(), after.display());
+
+    client.close().await.unwrap();
+    drop(driver);
+    worker.stop().await.unwrap();
+}

@@ -1,0 +1,291 @@
+//! `POST /webhooks/stripe` over HTTP against the real PostgreSQL and Redis.
+
+use std::time::{Duration, Instant};
+
+use mingus_api::webhooks::signature::sign;
+use mingus_common::jobs::Enqueuer;
+use mingus_common::jobs::outbox;
+use mingus_common::queue::Queue;
+use mingus_tests::TestApp;
+use mingus_tests::wait::count;
+use serde_json::{Value, json};
+
+const SECRET: &str = "whsec_test_secret";
+
+fn event(id: &str, kind: &str, livemode: bool) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": id, "object": "event", "type": kind, "api_version": "2025-03-31.basil",
+        "created": chrono::Utc::now().timestamp(), "livemode": livemode,
+        "data": {"object": {"id": "sub_123", "object": "subscription"}}
+    }))
+    .unwrap()
+}
+
+fn signature_header(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    format!(
+        "t={timestamp},v1={}",
+        hex_encode(&sign(secret, timestamp, body))
+    )
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn deliver(
+    app: &TestApp,
+    body: &[u8],
+    header: Option<String>,
+    content_type: &str,
+) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(app.url("/webhooks/stripe"))
+        .header("content-type", content_type)
+        .body(body.to_vec());
+    if let Some(header) = header {
+        request = request.header("stripe-signature", header);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn signed(app: &TestApp, body: &[u8]) -> (u16, Value) {
+    deliver(
+        app,
+        body,
+        Some(signature_header(
+            SECRET,
+            chrono::Utc::now().timestamp(),
+            body,
+        )),
+        "application/json",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_verified_event_is_stored_once_and_its_job_enqueued() {
+    let app = TestApp::spawn().await;
+    let body = event("evt_1", "customer.subscription.updated", false);
+    let (status, reply) = signed(&app, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["duplicate"], false);
+    let (kind, state, object, job): (String, String, String, uuid::Uuid) = sqlx::query_as(
+        "SELECT type, status, object_id, job_id FROM stripe_events WHERE id = 'evt_1'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (kind.as_str(), state.as_str(), object.as_str()),
+        ("customer.subscription.updated", "received", "sub_123")
+    );
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM job_outbox WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(staged, 1, "the job has its outbox row");
+    let enqueuer = Enqueuer::new(
+        mingus_common::cache::connect(&app.config.redis)
+            .await
+            .unwrap(),
+        app.redis_prefix.clone(),
+    );
+    let waiting: i64 = redis::cmd("LLEN")
+        .arg(enqueuer.keys(Queue::StripeEvents).active())
+        .query_async(&mut enqueuer.connection())
+        .await
+        .unwrap();
+    assert_eq!(waiting, 1);
+
+    // Stripe redelivers: 200, nothing new.
+    let (status, reply) = signed(&app, &body).await;
+    assert_eq!((status, reply["duplicate"].as_bool()), (200, Some(true)));
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM stripe_events").await,
+        1
+    );
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM job_outbox").await,
+        1
+    );
+    let waiting: i64 = redis::cmd("LLEN")
+        .arg(enqueuer.keys(Queue::StripeEvents).active())
+        .query_async(&mut enqueuer.connection())
+        .await
+        .unwrap();
+    assert_eq!(waiting, 1, "no second job");
+}
+
+#[tokio::test]
+async fn bad_signatures_are_refused_with_400_and_store_nothing() {
+    let app = TestApp::spawn().await;
+    let body = event("evt_bad", "invoice.paid", false);
+    let now = chrono::Utc::now().timestamp();
+    let cases = [
+        (None, "missing_signature"),
+        (Some("garbage".to_owned()), "malformed_signature"),
+        (
+            Some(format!(
+                "t={now},v0={}",
+                hex_encode(&sign(SECRET, now, &body))
+            )),
+            "malformed_signature",
+        ),
+        (
+            Some(signature_header("whsec_wrong", now, &body)),
+            "invalid_signature",
+        ),
+        (
+            Some(signature_header(SECRET, now - 301, &body)),
+            "stale_timestamp",
+        ),
+        (
+            Some(signature_header(SECRET, now, b"{\"id\":\"evt_other\"}")),
+            "invalid_signature",
+        ),
+    ];
+    for (header, code) in cases {
+        let (status, reply) = deliver(&app, &body, header.clone(), "application/json").await;
+        assert_eq!(status, 400, "{header:?}: {reply}");
+        assert_eq!(reply["error"]["code"], code, "{header:?}");
+    }
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM stripe_events").await,
+        0
+    );
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM job_outbox").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_415_and_oversized_bodies_are_413() {
+    let app = TestApp::spawn().await;
+    let body = event("evt_ct", "invoice.paid", false);
+    let header = signature_header(SECRET, chrono::Utc::now().timestamp(), &body);
+    let (status, reply) = deliver(&app, &body, Some(header), "text/plain").await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let huge = vec![b' '; 1024 * 1024 + 10];
+    let (status, reply) = deliver(&app, &huge, Some("t=1,v1=00".into()), "application/json").await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM stripe_events").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn unparseable_bodies_and_other_mode_events_are_stored_but_not_processed() {
+    let app = TestApp::spawn().await;
+    let (status, reply) = signed(&app, b"{\"this is\": \"not an event\"}").await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("unparseable"))
+    );
+    let (raw,): (String,) =
+        sqlx::query_as("SELECT raw_body FROM stripe_events WHERE status = 'unparseable'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert!(raw.contains("not an event"));
+
+    let live = event("evt_live", "invoice.paid", true);
+    let (status, reply) = signed(&app, &live).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("quarantined"))
+    );
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM stripe_events").await,
+        2
+    );
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM job_outbox").await,
+        0,
+        "neither is processed"
+    );
+}
+
+#[tokio::test]
+async fn redis_down_still_answers_200_and_the_outbox_sweep_enqueues_later() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with(&[("REDIS_URL", &format!("redis://127.0.0.1:{closed}"))]).await;
+    let body = event("evt_no_redis", "invoice.paid", false);
+    let started = Instant::now();
+    let (status, reply) = signed(&app, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered quickly: {:?}",
+        started.elapsed()
+    );
+    let job: uuid::Uuid = sqlx::query_scalar("SELECT job_id FROM job_outbox")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+
+    // Redis is back (the shared one): the sweep pushes the stored event's job.
+    let redis = mingus_common::cache::connect(
+        &mingus_tests::test_config(&app.db.url, &app.redis_prefix, &[]).redis,
+    )
+    .await
+    .unwrap();
+    let enqueuer = Enqueuer::new(redis, app.redis_prefix.clone());
+    let report = outbox::sweep(&app.db.pool, &enqueuer, Duration::ZERO, 100)
+        .await
+        .unwrap();
+    assert_eq!(report.revived, 1);
+    let data: bool = redis::cmd("HEXISTS")
+        .arg(enqueuer.keys(Queue::StripeEvents).data())
+        .arg(uuid_task_id(job))
+        .query_async(&mut enqueuer.connection())
+        .await
+        .unwrap();
+    assert!(data, "the job is in Redis now");
+}
+
+fn uuid_task_id(job: uuid::Uuid) -> String {
+    let envelope = mingus_common::jobs::Envelope::new(
+        &mingus_common::jobs::catalog::ProcessStripeEvent {
+            event_id: String::new(),
+        },
+        job,
+    )
+    .unwrap();
+    envelope.task_id()
+}
+
+#[tokio::test]
+async fn database_down_answers_503_so_stripe_retries() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with(&[(
+        "DATABASE_URL",
+        &format!("postgres://postgres@127.0.0.1:{closed}/none"),
+    )])
+    .await;
+    let body = event("evt_no_db", "invoice.paid", false);
+    let started = Instant::now();
+    let (status, reply) = signed(&app, &body).await;
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(reply["error"]["code"], "unavailable");
+    assert!(started.elapsed() < Duration::from_secs(8));
+}

@@ -1,0 +1,66 @@
+//! `mingus-bench`: the job-runtime benchmark (see `worker/src/bench/`). Thin entry point.
+//!
+//! `cargo run --release -p mingus-worker --bin mingus-bench -- --jobs 20000,100000 --runs 3`
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use mingus_common::{Config, shutdown, telemetry};
+
+#[path = "../bench/mod.rs"]
+mod bench;
+
+#[derive(Parser)]
+#[command(
+    name = "mingus-bench",
+    about = "Measures the job runtime: enqueue rates, drain rates, enqueue-to-start latency, worker memory",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    options: bench::Options,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The worker under test (what `mingus-worker` runs), started by the benchmark itself.
+    #[command(hide = true)]
+    ServeWorker(mingus_worker::Args),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::ServeWorker(args)) => serve_worker(args).await,
+        None => match bench::run(cli.options).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("mingus-bench: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Exactly what `mingus-worker` does.
+async fn serve_worker(args: mingus_worker::Args) -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => Arc::new(config),
+        Err(err) => {
+            eprintln!("mingus-bench serve-worker: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    match mingus_worker::run(config, args, shutdown::signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "worker stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Applies stored Stripe events (`stripe_events`, written by the webhook ingest) to users,
+//! subscriptions, billing history, feature access and billing e-mails.
+//!
+//! One attempt: lock the event row; skip it if it is already `processed`, `ignored`, `quarantined` or
+//! `unparseable`; quarantine it if its `livemode` is not the configured mode; apply it in one short
+//! transaction (per-subscription or per-customer advisory lock, no network call) and mark it
+//! `processed` (unknown types: `ignored`) in that same transaction. On failure the transaction rolls
+//! back and a separate statement records `attempts` and `last_error`; the event becomes `failed` on a
+//! permanent error or on its last attempt (the runtime then dead-letters the job). Dependencies that
+//! have not arrived yet (a customer not linked, an invoice before its subscription) are retryable.
+//! The mapping, guard and grace rules are documented in `mingus_common::billing`.
+
+mod customer;
+mod history;
+mod invoice;
+pub mod lifecycle;
+mod refund;
+mod subscription;
+
+use chrono::{DateTime, Utc};
+use mingus_common::billing::{BillingError, Event, access};
+use mingus_common::config::stripe::{StripeConfig, StripeMode};
+use mingus_common::jobs::Envelope;
+use mingus_common::jobs::catalog::ProcessStripeEvent;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::context::{JobContext, JobError};
+
+/// Which attempt of the job this is (from its envelope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub number: u32,
+    pub max_attempts: u32,
+}
+
+impl Attempt {
+    pub fn is_last(self) -> bool {
+        self.number >= self.max_attempts
+    }
+}
+
+/// What happened to the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied (possibly with no effect, e.g. an out-of-date subscription state) and marked `processed`.
+    Processed,
+    /// A type we do not handle: marked `ignored`.
+    Ignored,
+    /// Of the other mode (test/live): marked `quarantined`, not applied.
+    Quarantined,
+    /// Already in a final status: nothing done.
+    AlreadyFinal,
+}
+
+impl From<BillingError> for JobError {
+    fn from(err: BillingError) -> Self {
+        JobError::Permanent(err.into())
+    }
+}
+
+pub(crate) fn not_yet(message: String) -> JobError {
+    JobError::Retryable(anyhow::anyhow!(message))
+}
+
+/// What an applier works with: the open transaction, the event and the clock.
+pub(crate) struct Apply<'a> {
+    pub conn: &'a mut PgConnection,
+    pub stripe: &'a StripeConfig,
+    pub event: &'a Event,
+    pub now: DateTime<Utc>,
+    /// Users whose access was recomputed (their cached entitlements are invalidated after commit).
+    pub changed_users: Vec<Uuid>,
+}
+
+impl Apply<'_> {
+    /// Serialises everything applied for one Stripe object (subscription or customer id).
+    pub async fn lock(&mut self, stripe_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(stripe_id)
+            .execute(&mut *self.conn)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn recompute_access(&mut self, user_id: Uuid) -> Result<(), sqlx::Error> {
+        access::recompute(self.conn, user_id, self.now).await?;
+        if !self.changed_users.contains(&user_id) {
+            self.changed_users.push(user_id);
+        }
+        Ok(())
+    }
+
+    /// The user a Stripe customer is linked to.
+    pub async fn user_of_customer(&mut self, customer: &str) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM users WHERE stripe_customer_id = $1")
+            .bind(customer)
+            .fetch_optional(&mut *self.conn)
+            .await
+    }
+}
+
+/// The job handler of [`ProcessStripeEvent`].
+pub async fn handle(
+    ctx: &JobContext,
+    envelope: &Envelope,
+    job: ProcessStripeEvent,
+) -> Result<(), JobError> {
+    let attempt = Attempt {
+        number: envelope.attempt,
+        max_attempts: envelope.max_attempts,
+    };
+    let outcome = process_event(ctx, &job.event_id, attempt).await?;
+    tracing::debug!(event_id = %job.event_id, ?outcome, "stripe event done");
+    Ok(())
+}
+
+/// Processes one stored event now.
+pub async fn process_event(
+    ctx: &JobContext,
+    event_id: &str,
+    attempt: Attempt,
+) -> Result<Outcome, JobError> {
+    process_event_at(&ctx.db, &ctx.config.stripe, event_id, attempt, Utc::now()).await
+}
+
+/// [`process_event`] with an explicit clock (`now` decides access expiry and reminder re-checks).
+pub async fn process_event_at(
+    db: &PgPool,
+    stripe: &StripeConfig,
+    event_id: &str,
+    attempt: Attempt,
+    now: DateTime<Utc>,
+) -> Result<Outcome, JobError> {
+    let mut tx = db.begin().await?;
+    let row: Option<(String, Option<sqlx::types::Json<Value>>)> =
+        sqlx::query_as("SELECT status, payload FROM stripe_events WHERE id = $1 FOR UPDATE")
+            .bind(event_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((status, payload)) = row else {
+        return Err(JobError::Permanent(anyhow::anyhow!(
+            "stripe event {event_id:?} is not stored"
+        )));
+    };
+    if matches!(
+        status.as_str(),
+        "processed" | "ignored" | "quarantined" | "unparseable"
+    ) {
+        return Ok(Outcome::AlreadyFinal);
+    }
+    let result = match payload {
+        Some(payload) => apply_stored(&mut tx, stripe, &payload.0, now).await,
+        None => Err(JobError::Permanent(anyhow::anyhow!(
+            "stripe event {event_id:?} has no JSON payload"
+        ))),
+    };
+    match result {
+        Ok((outcome, changed_users)) => {
+            mark(&mut tx, event_id, outcome).await?;
+            tx.commit().await?;
+            access::invalidate_entitlement_cache(&changed_users);
+            Ok(outcome)
+        }
+        Err(err) => {
+            tx.rollback().await?;
+            record_failure(db, event_id, &err, attempt).await?;
+            Err(err)
+        }
+    }
+}
+
+async fn apply_stored(
+    conn: &mut PgConnection,
+    stripe: &StripeConfig,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<(Outcome, Vec<Uuid>), JobError> {
+    let event = Event::parse(payload)?;
+    if event.livemode != (stripe.mode == StripeMode::Live) {
+        return Ok((Outcome::Quarantined, Vec::new()));
+    }
+    let mut apply = Apply {
+        conn,
+        stripe,
+        event: &event,
+        now,
+        changed_users: Vec::new(),
+    };
+    let outcome = dispatch(&mut apply).await?;
+    Ok((outcome, apply.changed_users))
+}
+
+async fn dispatch(a: &mut Apply<'_>) -> Result<Outcome, JobError> {
+    match a.event.kind.as_str() {
+        "checkout.session.completed" => customer::checkout_completed(a).await?,
+        "customer.created" | "customer.updated" => customer::customer_changed(a).await?,
+        "customer.deleted" => customer::customer_deleted(a).await?,
+        "customer.subscription.trial_will_end" => subscription::trial_will_end(a).await?,
+        kind if subscription::STATE_EVENTS.contains(&kind) => {
+            subscription::state_changed(a).await?
+        }
+        "invoice.paid" | "invoice.payment_succeeded" => invoice::paid(a).await?,
+        "invoice.payment_failed" => invoice::payment_failed(a).await?,
+        "invoice.payment_action_required" => invoice::action_required(a).await?,
+        "charge.refunded" => refund::charge_refunded(a).await?,
+        "refund.created" | "refund.updated" | "charge.refund.updated" => {
+            refund::refund_changed(a).await?
+        }
+        _ => return Ok(Outcome::Ignored),
+    }
+    Ok(Outcome::Processed)
+}
+
+async fn mark(
+    conn: &mut PgConnection,
+    event_id: &str,
+    outcome: Outcome,
+) -> Result<(), sqlx::Error> {
+    let status = match outcome {
+        Outcome::Processed | Outcome::AlreadyFinal => "processed",
+        Outcome::Ignored => "ignored",
+        Outcome::Quarantined => "quarantined",
+    };
+    sqlx::query(
+        "UPDATE stripe_events SET status = $2, processed_at = now(), attempts = attempts + 1, last_error = NULL
+         WHERE id = $1",
+    )
+    .bind(event_id)
+    .bind(status)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Records a failed attempt after the transaction rolled back; the last one (or a permanent error)
+/// marks the event `failed`.
+async fn record_failure(
+    db: &PgPool,
+    event_id: &str,
+    err: &JobError,
+    attempt: Attempt,
+) -> Result<(), sqlx::Error> {
+    let dead = matches!(err, JobError::Permanent(_)) || attempt.is_last();
+    let message: String = err.to_string().chars().take(2_000).collect();
+    sqlx::query(
+        "UPDATE stripe_events SET attempts = attempts + 1, last_error = $2,
+             status = CASE WHEN $3 THEN 'failed' ELSE status END
+         WHERE id = $1",
+    )
+    .bind(event_id)
+    .bind(message)
+    .bind(dead)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
