@@ -1,23 +1,24 @@
 //! `mingus-admin stripe …` (replay, fetch-undelivered, reconcile) against a local Stripe fixture server,
-//! the real PostgreSQL and Redis: the library functions directly, and once through the binary.
+//! the real PostgreSQL and Redis: the library functions here, the binary and the nightly job in
+//! `processes`.
 
-use std::process::{Command, Output};
+mod processes;
+
 use std::time::Duration;
 
 use chrono::Utc;
-use mingus_common::jobs::Envelope;
 use mingus_common::queue::Queue;
 use mingus_common::stripe_api::{
     self, Drift, DriftKind, FetchOptions, ReconcileOptions, ReconcileReport, ReplayFilter,
     StripeApi, StripeApiError,
 };
+use mingus_tests::JobEnv;
 use mingus_tests::stripe_server::scenarios::{
-    DAY, admin, api, event_row, queued, reconcile_fixture, stored_event, undelivered_events,
+    DAY, api, event_row, queued, reconcile_fixture, stored_event, undelivered_events,
 };
 use mingus_tests::stripe_server::{FIXTURE_PRICE, StripeServer, TEST_KEY};
 use mingus_tests::wait::count;
-use mingus_tests::{JobEnv, binary};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -337,83 +338,4 @@ async fn a_missing_key_a_hanging_stripe_and_api_errors_are_reported_clearly() {
     let err = slow.list_subscriptions(None, 10).await.unwrap_err();
     assert!(matches!(err, StripeApiError::Timeout(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(2));
-}
-
-#[tokio::test]
-async fn the_admin_binary_runs_the_stripe_commands() {
-    let env = JobEnv::new().await;
-    let server = StripeServer::start().await;
-    undelivered_events(&server, Utc::now().timestamp());
-    reconcile_fixture(&env, &server).await;
-    let text = |out: &Output| String::from_utf8_lossy(&out.stdout).into_owned();
-
-    let no_key = admin(&env, &server, None, &["stripe", "reconcile"]).await;
-    assert!(!no_key.status.success());
-    assert!(String::from_utf8_lossy(&no_key.stderr).contains("STRIPE_API_KEY"));
-    assert!(
-        server.requests().is_empty(),
-        "nothing is sent without a key"
-    );
-    let too_far = admin(
-        &env,
-        &server,
-        Some(TEST_KEY),
-        &["stripe", "fetch-undelivered", "--since", "31d"],
-    )
-    .await;
-    assert!(!too_far.status.success());
-
-    let fetched = admin(
-        &env,
-        &server,
-        Some(TEST_KEY),
-        &["stripe", "fetch-undelivered", "--since", "2d"],
-    )
-    .await;
-    assert!(fetched.status.success(), "{fetched:?}");
-    assert!(
-        text(&fetched).contains("fetched: 3\nnew: 3\n"),
-        "{}",
-        text(&fetched)
-    );
-    let request = &server.requests()[0];
-    assert_eq!(
-        request.authorization.as_deref(),
-        Some(&*format!("Bearer {TEST_KEY}"))
-    );
-    assert_eq!(request.param("delivery_success"), Some("false"));
-
-    let reconciled = admin(
-        &env,
-        &server,
-        Some(TEST_KEY),
-        &["stripe", "reconcile", "--fix"],
-    )
-    .await;
-    assert!(reconciled.status.success(), "{reconciled:?}");
-    let out = text(&reconciled);
-    assert!(
-        out.contains("drift sub_drift: status stripe=past_due local=active"),
-        "{out}"
-    );
-    assert!(out.contains("drift sub_missing: missing locally"), "{out}");
-    assert!(out.contains("fixes staged: 2"), "{out}");
-
-    let replayed = admin(
-        &env,
-        &server,
-        None,
-        &["stripe", "replay", "--type", "invoice.paid"],
-    )
-    .await;
-    assert!(replayed.status.success(), "{replayed:?}");
-    let out = text(&replayed);
-    assert!(
-        out.contains("replayed: 1\n") && out.contains("use --force): 1"),
-        "{out}"
-    );
-    assert_eq!(
-        count(&env.db.pool, "SELECT count(*) FROM stripe_events").await,
-        5
-    );
 }
