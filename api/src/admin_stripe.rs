@@ -14,11 +14,12 @@ use sqlx::PgPool;
 
 #[derive(Debug, Subcommand)]
 pub enum StripeCommand {
-    /// Re-stages processing of stored events: each matching event is reset to `received` (last error
-    /// cleared, attempts kept) and gets a new processing job. Criteria combine; name at least one.
-    /// `unparseable` and `quarantined` events are left alone unless --force (processing would refuse
-    /// an unparseable body again; a quarantined event is of the other mode and is quarantined again
-    /// unless STRIPE_MODE was wrong).
+    /// Re-stages processing of stored events (by id, status and/or type).
+    ///
+    /// Each matching event is reset to `received` (last error cleared, attempts kept) and gets a new
+    /// processing job. Criteria combine; name at least one. `unparseable` and `quarantined` events are
+    /// left alone unless --force (processing would refuse an unparseable body again; a quarantined
+    /// event is of the other mode and is quarantined again unless STRIPE_MODE was wrong).
     Replay {
         /// One event id (`evt_…`).
         #[arg(long)]
@@ -36,15 +37,19 @@ pub enum StripeCommand {
         #[arg(long, default_value_t = 10_000)]
         limit: i64,
     },
-    /// Stores the events Stripe could not deliver (GET /v1/events?delivery_success=false) as the
-    /// webhook does, and stages their processing. Needs STRIPE_API_KEY.
+    /// Stores the events Stripe could not deliver and stages their processing. Needs STRIPE_API_KEY.
+    ///
+    /// Pages through GET /v1/events?delivery_success=false and stores each event as the webhook does
+    /// (insert if absent; quarantined when of the other mode).
     FetchUndelivered {
         /// How far back to look: 90m, 12h, 3d … (at most 30d, Stripe's event retention).
         #[arg(long, default_value = "3d", value_parser = parse_since)]
         since: Duration,
     },
-    /// Compares every Stripe subscription with our row (status, cancel_at_period_end, period end,
-    /// price) and reports drift. Needs STRIPE_API_KEY.
+    /// Reports drift between Stripe's subscriptions and ours; --fix corrects it. Needs STRIPE_API_KEY.
+    ///
+    /// Compares every Stripe subscription with our row: status, cancel_at_period_end, current period
+    /// end and price.
     Reconcile {
         /// Correct drift: stage a synthetic `customer.subscription.updated` event with Stripe's
         /// current object, applied by the normal (guarded) processing.
