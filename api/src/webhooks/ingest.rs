@@ -9,6 +9,9 @@ use chrono::{DateTime, Utc};
 use mingus_common::config::stripe::StripeMode;
 use mingus_common::jobs::catalog::ProcessStripeEvent;
 use mingus_common::jobs::{Envelope, outbox};
+// Shared with `mingus-admin stripe fetch-undelivered`, so a fetched event and its later delivery map to
+// the same processing job.
+use mingus_common::stripe_api::{EVENT_JOB_NAMESPACE, is_event, strip_nul};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -21,9 +24,6 @@ use crate::state::AppState;
 const DATABASE_BUDGET: Duration = Duration::from_secs(5);
 /// How long we try to push the job; past it the outbox sweep pushes it.
 const PUSH_BUDGET: Duration = Duration::from_millis(1_000);
-
-/// Namespace of the job ids derived from Stripe event ids (a redelivery maps to the same job).
-const EVENT_JOB_NAMESPACE: Uuid = Uuid::from_u128(0x6d69_6e67_7573_2d73_7472_6970_652d_6576);
 
 /// What we keep of a delivery.
 struct Incoming {
@@ -117,9 +117,7 @@ pub async fn receive(
 /// Reads what we index from a verified body; anything that is not an event object is `unparseable`.
 fn classify(body: &[u8], mode: StripeMode) -> Incoming {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let event = parsed
-        .as_ref()
-        .filter(|v| v["id"].as_str().is_some_and(|id| !id.is_empty()) && v["type"].is_string());
+    let event = parsed.as_ref().filter(|v| is_event(v));
     let Some(event) = event else {
         let digest = hex::encode(Sha256::digest(body));
         return Incoming {
@@ -171,20 +169,6 @@ fn classify(body: &[u8], mode: StripeMode) -> Incoming {
         } else {
             "quarantined"
         },
-    }
-}
-
-/// JSONB cannot hold `\u0000` in strings; replace it so a hostile-but-signed payload still stores.
-fn strip_nul(value: Value) -> Value {
-    match value {
-        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "\u{fffd}")),
-        Value::Array(items) => Value::Array(items.into_iter().map(strip_nul).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k.replace('\0', "\u{fffd}"), strip_nul(v)))
-                .collect(),
-        ),
-        other => other,
     }
 }
 

@@ -44,8 +44,8 @@ fn clip(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
-/// JSONB cannot hold `\u0000`; replace it as the ingest does.
-fn strip_nul(value: Value) -> Value {
+/// JSONB cannot hold `\u0000` in strings: replace it so a hostile-but-signed payload still stores.
+pub fn strip_nul(value: Value) -> Value {
     match value {
         Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "\u{fffd}")),
         Value::Array(items) => Value::Array(items.into_iter().map(strip_nul).collect()),
