@@ -38,12 +38,20 @@ pub enum Command {
     /// Stripe operations: replay stored events, fetch undelivered ones, reconcile subscriptions.
     #[command(subcommand)]
     Stripe(crate::admin_stripe::StripeCommand),
+    /// Analytics: generate synthetic data, backfill the daily rollup.
+    #[command(subcommand)]
+    Analytics(crate::admin_analytics::AnalyticsCommand),
+    /// Monthly partitions: premake, rescue, retire.
+    #[command(subcommand)]
+    Partitions(crate::admin_analytics::PartitionsCommand),
 }
 
 pub async fn execute(cli: Cli, config: &Config) -> anyhow::Result<()> {
     match cli.command {
         Command::CreateDatabase => create_database(config).await,
         Command::Stripe(command) => crate::admin_stripe::execute(command, config).await,
+        Command::Analytics(command) => crate::admin_analytics::analytics(command, config).await,
+        Command::Partitions(command) => crate::admin_analytics::partitions(command, config).await,
         Command::Migrate {
             down_to: None,
             status: false,

@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(ops::router(state.clone()))
         .merge(crate::webhooks::router())
+        .merge(crate::unsubscribe::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin;
+pub mod admin_analytics;
 pub mod admin_stripe;
 mod error;
 mod health;
@@ -8,6 +9,7 @@ mod http;
 pub mod metrics;
 pub mod ops;
 mod state;
+mod unsubscribe;
 pub mod webhooks;
 
 use std::future::Future;
@@ -29,11 +31,13 @@ pub fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     let redis = cache::lazy_manager(&config.redis).context("invalid REDIS_URL")?;
     let enqueuer =
         mingus_common::jobs::Enqueuer::new(redis.clone(), config.redis.key_prefix.clone());
+    let ingest = webhooks::batch::IngestBatcher::new(db.clone(), enqueuer.clone());
     Ok(AppState {
         config,
         db,
         redis,
         enqueuer,
+        ingest,
         metrics: metrics::ApiMetrics::new(),
         ops: ops::OpsState::default(),
     })

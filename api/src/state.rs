@@ -16,4 +16,6 @@ pub struct AppState {
     /// This instance's Prometheus recorder (not the process-global one).
     pub metrics: Arc<crate::metrics::ApiMetrics>,
     pub ops: crate::ops::OpsState,
+    /// Group commit of webhook deliveries.
+    pub ingest: crate::webhooks::batch::IngestBatcher,
 }

@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+pub mod analytics;
 pub mod billing;
 pub mod cache;
 pub mod config;
 pub mod cron;
 pub mod db;
+pub mod email;
 pub mod jobs;
 pub mod queue;
 pub mod seed;

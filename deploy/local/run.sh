@@ -15,8 +15,14 @@ MINGUS_JWT_SECRET=$(rand)
 STRIPE_WEBHOOK_SECRETS=whsec_$(rand)
 ENV
 fi
+# Added after the first dev.env files were written: append when missing.
+if ! grep -q '^MINGUS_UNSUBSCRIBE_SECRET=' "$MINGUS_LOCAL/dev.env"; then
+  echo "MINGUS_UNSUBSCRIBE_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>"$MINGUS_LOCAL/dev.env"
+fi
 set -a; source "$MINGUS_LOCAL/dev.env"; set +a
 export MINGUS_API_ADDR="${MINGUS_API_ADDR:-127.0.0.1:8080}"
+# Unsubscribe links in e-mails point at this API.
+export MINGUS_PUBLIC_URL="${MINGUS_PUBLIC_URL:-http://$MINGUS_API_ADDR}"
 
 log "building"
 cargo build --quiet --bins
@@ -43,7 +49,9 @@ cat >&2 <<INFO
 
   API        http://$MINGUS_API_ADDR   (try /health/ready)
   Admin token $MINGUS_ADMIN_TOKEN   (in $MINGUS_LOCAL/dev.env)
-  Emails     land in $MINGUS_MAILDIR/new
+  Emails     are sent to the local SMTP server at $SMTP_URL (aiosmtpd) and land in
+             $MINGUS_MAILDIR/new, one file per message:  ls -t $MINGUS_MAILDIR/new | head
+             (unsubscribe links point at $MINGUS_PUBLIC_URL)
   Ctrl-C stops all three processes.
 
 INFO

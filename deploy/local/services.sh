@@ -67,6 +67,13 @@ ensure_postgres() {
   if ! grep -q 'mingus-local-trust' "$hba"; then
     as_root sed -i "1i host all all 127.0.0.1/32 trust # mingus-local-trust\nhost all all ::1/128 trust # mingus-local-trust" "$hba"
   fi
+  # Slow-statement monitoring for /ops/db: the library must be preloaded (the migrations then create the
+  # extension). Only for a server started here; a running one is left as it is (/ops/db says why not).
+  local conf_d="/etc/postgresql/$version/main/conf.d"
+  if [ -d "$conf_d" ] && [ ! -f "$conf_d/mingus-local.conf" ]; then
+    printf "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = top\n" |
+      as_root tee "$conf_d/mingus-local.conf" >/dev/null
+  fi
   log "starting PostgreSQL $version"
   as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   wait_for PostgreSQL "$host" "$port"
@@ -91,7 +98,8 @@ ensure_smtp() {
   is_loopback "$host" || die "SMTP at $host:$port is not reachable (SMTP_URL)"
   # Debian's python3 (not a pyenv one) is the one python3-aiosmtpd installs into.
   /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || apt_install python3-aiosmtpd
-  mkdir -p "$MINGUS_MAILDIR"
+  # aiosmtpd creates tmp/ new/ cur/ only when the Maildir does not exist yet: make all three.
+  mkdir -p "$MINGUS_MAILDIR"/tmp "$MINGUS_MAILDIR"/new "$MINGUS_MAILDIR"/cur
   log "starting SMTP on $host:$port (mail lands in $MINGUS_MAILDIR)"
   nohup /usr/bin/python3 -m aiosmtpd -n -l "$host:$port" -c aiosmtpd.handlers.Mailbox "$MINGUS_MAILDIR" \
     >"$MINGUS_LOCAL/smtp.log" 2>&1 &
@@ -111,6 +119,13 @@ ensure_psql() {
 ensure_chromium() {
   if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
   apt_install chromium chromium-driver
+}
+
+# The tests' own SMTP servers: aiosmtpd (also when SMTP_URL already answers) and openssl for their TLS
+# certificates.
+ensure_test_smtp() {
+  /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || apt_install python3-aiosmtpd
+  command -v openssl >/dev/null || apt_install openssl
 }
 
 ensure_services() {

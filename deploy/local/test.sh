@@ -4,6 +4,7 @@ set -euo pipefail
 source "$(dirname "$0")/services.sh"
 cd "$MINGUS_ROOT"
 ensure_services
+ensure_test_smtp
 ensure_chromium
 
 read -r pg_host pg_port < <(url_host_port "$DATABASE_URL" 5432)

@@ -1,5 +1,6 @@
 //! The operator dashboard in a real headless Chromium, driven over WebDriver (chromedriver): sign in with
-//! the admin token, find a dead job, press Retry, watch it succeed.
+//! the admin token, find a dead job, press Retry, watch it succeed; find a failed Stripe event, read its
+//! payload and error, press Replay, watch it processed.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -7,13 +8,16 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use mingus_common::jobs::Enqueuer;
 use mingus_common::jobs::catalog::BenchNoop;
+use mingus_common::jobs::{Enqueuer, outbox};
 use mingus_common::queue::Queue;
+use mingus_common::stripe_api::store_event;
+use mingus_tests::stripe::{self as fx, ApiShape, status_of};
 use mingus_tests::wait::{count, until};
 use mingus_tests::{TestApp, TestWorker};
 use secrecy::ExposeSecret;
 use serde_json::json;
+use uuid::Uuid;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -131,6 +135,39 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(name);
     std::fs::write(&path, png).unwrap();
     path
+}
+
+/// Scrolls an element to the middle of the window (clear of the sticky top bar, whatever scrolling the
+/// page is doing) and clicks it.
+async fn click(client: &Client, css: &str) {
+    let element = visible(client, css).await;
+    client
+        .execute(
+            "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})",
+            vec![serde_json::to_value(&element).unwrap()],
+        )
+        .await
+        .unwrap();
+    element.click().await.unwrap();
+}
+
+/// Signs in with the admin token and waits for the dashboard.
+async fn sign_in(client: &Client, app: &TestApp) {
+    client.goto(&app.url("/ops")).await.unwrap();
+    let token = app.config.admin_token.as_ref().unwrap().expose_secret();
+    visible(client, "#login-form input[name=token]")
+        .await
+        .send_keys(token)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    visible(client, "#queues").await;
 }
 
 #[tokio::test]
@@ -272,6 +309,112 @@ async fn an_operator_signs_in_and_retries_a_dead_job_from_the_dashboard() {
     assert_eq!(text_of(&client, "#total-dead").await, "0");
     let after = screenshot(&client, "mingus-dashboard-retried.png").await;
     println!("screenshots: {} {}", before.display(), after.display());
+
+    client.close().await.unwrap();
+    drop(driver);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_operator_reads_a_failed_stripe_event_and_replays_it_from_the_dashboard() {
+    let app = TestApp::spawn().await;
+    let redis = mingus_common::cache::connect(&app.config.redis)
+        .await
+        .unwrap();
+    let enqueuer = Enqueuer::new(redis, app.redis_prefix.clone());
+    let worker = TestWorker::spawn(app.config.clone(), &[Queue::StripeEvents]).await;
+    // A checkout naming a user who does not exist yet: processing fails it permanently.
+    let user_id = Uuid::new_v4();
+    let session = fx::checkout(
+        ApiShape::Basil,
+        "cus_dash",
+        &user_id.to_string(),
+        "sub_dash",
+    );
+    let now = chrono::Utc::now().timestamp();
+    let event = fx::envelope(
+        ApiShape::Basil,
+        "evt_dashboard",
+        "checkout.session.completed",
+        now,
+        session,
+    );
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    let stored = store_event(&mut conn, &event, app.config.stripe.mode)
+        .await
+        .unwrap();
+    drop(conn);
+    assert!(outbox::push_after_commit(&app.db.pool, &enqueuer, &[stored.envelope.unwrap()]).await);
+    until(LIMIT, "the event to fail", || async {
+        (status_of(&app.db.pool, "evt_dashboard").await == "failed").then_some(())
+    })
+    .await;
+
+    let driver = Driver::start();
+    let client = driver.browser().await;
+    sign_in(&client, &app).await;
+    let row = r#"#stripe-events tr[data-event-id="evt_dashboard"]"#;
+    visible(&client, row).await;
+    assert!(text_of(&client, row).await.contains("does not exist"));
+    assert_eq!(
+        text_of(&client, r#"#stripe-counts [data-status="failed"] b"#).await,
+        "1"
+    );
+    click(
+        &client,
+        r#"#stripe-events a[data-event-id="evt_dashboard"]"#,
+    )
+    .await;
+    visible(&client, "#event-detail").await;
+    until(LIMIT, "the payload", || async {
+        let payload = text_of(&client, "#event-payload").await;
+        payload
+            .contains(r#""type": "checkout.session.completed""#)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        text_of(&client, "#event-facts")
+            .await
+            .contains("does not exist")
+    );
+
+    // The cause is fixed; Replay processes the event again.
+    sqlx::query("INSERT INTO users (id, email, full_name) VALUES ($1, 'dash@example.com', 'Dash')")
+        .bind(user_id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    click(
+        &client,
+        r#"#stripe-events button[data-action="replay-event"][data-event-id="evt_dashboard"]"#,
+    )
+    .await;
+    let flash = visible(&client, "#flash").await.text().await.unwrap();
+    assert!(flash.contains("1 event(s) replayed"), "{flash}");
+    until(LIMIT, "the panel to empty", || async {
+        (text_of(&client, "#stripe-empty")
+            .await
+            .contains("No failed"))
+        .then_some(())
+    })
+    .await;
+    until(LIMIT, "the event processed", || async {
+        (status_of(&app.db.pool, "evt_dashboard").await == "processed").then_some(())
+    })
+    .await;
+    // The open detail follows the replay to its end.
+    visible(&client, "#event-facts .pill.processed").await;
+    visible(&client, "#event-facts .pill.succeeded").await;
+    let linked: Option<String> =
+        sqlx::query_scalar("SELECT stripe_customer_id FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(linked.as_deref(), Some("cus_dash"));
+    let shot = screenshot(&client, "mingus-dashboard-stripe.png").await;
+    println!("screenshot: {}", shot.display());
 
     client.close().await.unwrap();
     drop(driver);

@@ -2,14 +2,17 @@
 
 mod fixtures;
 
+mod analytics;
 mod billing_lifecycle;
 mod constraints;
 mod dashboard;
+mod email;
 mod health;
 mod jobs;
 mod migrations;
 mod ops;
 mod partitions;
+mod partitions_maintenance;
 mod pricing;
 mod resilience;
 mod retention;

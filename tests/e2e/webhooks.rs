@@ -65,6 +65,21 @@ async fn signed(app: &TestApp, body: &[u8]) -> (u16, Value) {
     .await
 }
 
+/// Processing jobs waiting in the app's `stripe-events` queue.
+async fn waiting_jobs(app: &TestApp) -> i64 {
+    let enqueuer = Enqueuer::new(
+        mingus_common::cache::connect(&app.config.redis)
+            .await
+            .unwrap(),
+        app.redis_prefix.clone(),
+    );
+    redis::cmd("LLEN")
+        .arg(enqueuer.keys(Queue::StripeEvents).active())
+        .query_async(&mut enqueuer.connection())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_verified_event_is_stored_once_and_its_job_enqueued() {
     let app = TestApp::spawn().await;
@@ -88,18 +103,7 @@ async fn a_verified_event_is_stored_once_and_its_job_enqueued() {
         .await
         .unwrap();
     assert_eq!(staged, 1, "the job has its outbox row");
-    let enqueuer = Enqueuer::new(
-        mingus_common::cache::connect(&app.config.redis)
-            .await
-            .unwrap(),
-        app.redis_prefix.clone(),
-    );
-    let waiting: i64 = redis::cmd("LLEN")
-        .arg(enqueuer.keys(Queue::StripeEvents).active())
-        .query_async(&mut enqueuer.connection())
-        .await
-        .unwrap();
-    assert_eq!(waiting, 1);
+    assert_eq!(waiting_jobs(&app).await, 1);
 
     // Stripe redelivers: 200, nothing new.
     let (status, reply) = signed(&app, &body).await;
@@ -112,12 +116,7 @@ async fn a_verified_event_is_stored_once_and_its_job_enqueued() {
         count(&app.db.pool, "SELECT count(*) FROM job_outbox").await,
         1
     );
-    let waiting: i64 = redis::cmd("LLEN")
-        .arg(enqueuer.keys(Queue::StripeEvents).active())
-        .query_async(&mut enqueuer.connection())
-        .await
-        .unwrap();
-    assert_eq!(waiting, 1, "no second job");
+    assert_eq!(waiting_jobs(&app).await, 1, "no second job");
 }
 
 #[tokio::test]
@@ -288,4 +287,68 @@ async fn database_down_answers_503_so_stripe_retries() {
     assert_eq!(status, 503, "{reply}");
     assert_eq!(reply["error"]["code"], "unavailable");
     assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+/// Deliveries arriving together are written by one group commit: a burst of distinct events and
+/// redeliveries of one event (some landing in the same batch) stores each event once, answers every
+/// delivery 200, reports exactly one of the redeliveries as new, and enqueues one job per event.
+#[tokio::test]
+async fn concurrent_deliveries_are_group_committed_without_duplicates() {
+    let app = TestApp::spawn().await;
+    let distinct = 120;
+    let mut bodies: Vec<Vec<u8>> = (0..distinct)
+        .map(|n| event(&format!("evt_burst_{n}"), "invoice.paid", false))
+        .collect();
+    let repeated = event("evt_burst_same", "invoice.paid", false);
+    bodies.extend(std::iter::repeat_n(repeated, 40));
+    let mut set = tokio::task::JoinSet::new();
+    for body in bodies {
+        let (client, url) = (app.client.clone(), app.url("/webhooks/stripe"));
+        set.spawn(async move {
+            let header = signature_header(SECRET, chrono::Utc::now().timestamp(), &body);
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("stripe-signature", header)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        });
+    }
+    let replies = set.join_all().await;
+    assert!(
+        replies.iter().all(|(status, _)| *status == 200),
+        "{:?}",
+        replies.iter().find(|(status, _)| *status != 200)
+    );
+    let new_of_same = replies
+        .iter()
+        .filter(|(_, reply)| reply["id"] == "evt_burst_same" && reply["duplicate"] == false)
+        .count();
+    assert_eq!(new_of_same, 1, "exactly one redelivery is the first");
+    assert!(
+        replies
+            .iter()
+            .filter(|(_, reply)| reply["id"] != "evt_burst_same")
+            .all(|(_, reply)| reply["duplicate"] == false)
+    );
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM stripe_events").await,
+        distinct + 1
+    );
+    assert_eq!(
+        count(
+            &app.db.pool,
+            "SELECT count(*) FROM job_outbox o JOIN stripe_events e ON e.job_id = o.job_id"
+        )
+        .await,
+        distinct + 1
+    );
+    assert_eq!(waiting_jobs(&app).await, distinct + 1, "one job per event");
 }

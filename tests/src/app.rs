@@ -28,6 +28,10 @@ pub fn test_config(database_url: &str, redis_prefix: &str, extra: &[(&str, &str)
             "MINGUS_ADMIN_TOKEN".into(),
             "test-admin-token-0123456789abcdef01234567".into(),
         ),
+        (
+            "MINGUS_UNSUBSCRIBE_SECRET".into(),
+            "test-unsubscribe-secret-0123456789abcdef".into(),
+        ),
     ];
     for (key, value) in extra {
         vars.retain(|(k, _)| k != key);

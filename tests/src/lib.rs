@@ -4,6 +4,7 @@ mod app;
 mod database;
 mod env;
 mod process;
+pub mod smtp;
 pub mod stripe;
 pub mod stripe_server;
 pub mod wait;
@@ -13,6 +14,7 @@ pub use app::{TestApp, test_config};
 pub use database::TestDb;
 pub use env::JobEnv;
 pub use process::WorkerProcess;
+pub use smtp::{Mail, SmtpServer, Tls};
 pub use worker::{RedisServer, TestWorker, binary};
 
 /// Where the test PostgreSQL server is (any database on it; tests create their own).

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use mingus_common::Config;
+use mingus_common::email::smtp::Mailer;
 use mingus_common::jobs::Enqueuer;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -13,6 +14,8 @@ pub struct JobContext {
     pub db: PgPool,
     pub redis: ConnectionManager,
     pub enqueuer: Enqueuer,
+    /// The process's SMTP sender and its connection pool (connects on the first e-mail).
+    pub mailer: Arc<Mailer>,
 }
 
 /// Why a job failed: retried with backoff, or dead at once.

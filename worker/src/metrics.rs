@@ -36,6 +36,16 @@ pub fn job_finished(queue: &'static str, kind: &str, status: RunStatus, elapsed:
     metrics::histogram!("mingus_job_duration_seconds", &labels).record(elapsed.as_secs_f64());
 }
 
+/// One e-mail job's outcome: `sent`, `retry`, `failed`, `suppressed`, or `skipped` (a duplicate job, a
+/// delivery already final).
+pub fn email_outcome(template: &str, outcome: &'static str) {
+    let labels = [
+        ("template", template.to_owned()),
+        ("outcome", outcome.to_owned()),
+    ];
+    metrics::counter!("mingus_emails_total", &labels).increment(1);
+}
+
 /// Queue depth and oldest-waiting-job age, sampled by the worker's promoter loop.
 pub fn queue_gauges(queue: &'static str, waiting: u64, delayed: u64, oldest_age: Duration) {
     metrics::gauge!("mingus_queue_waiting", "queue" => queue).set(waiting as f64);

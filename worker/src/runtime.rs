@@ -98,12 +98,15 @@ impl WorkerRuntime {
             .await
             .context("cannot connect to REDIS_URL")?;
         let enqueuer = Enqueuer::new(redis.clone(), config.redis.key_prefix.clone());
+        let mailer = mingus_common::email::smtp::Mailer::new(&config.email)
+            .context("invalid e-mail settings (SMTP_URL, SMTP_TLS_CA_FILE)")?;
         Ok(WorkerRuntime {
             ctx: JobContext {
                 config,
                 db,
                 redis,
                 enqueuer,
+                mailer: Arc::new(mailer),
             },
         })
     }
@@ -199,6 +202,8 @@ impl WorkerRuntime {
         let _ = listener.await;
         // Every Ledger clone lives in the workers, which are gone now: the writer flushes and ends.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), ledger_task).await;
+        // QUIT on the pooled SMTP connections (bounded by the command timeout each).
+        self.ctx.mailer.shutdown().await;
         result.context("worker monitor failed")?;
         tracing::info!("mingus-worker stopped");
         Ok(())

@@ -5,10 +5,12 @@
 
 pub mod auth;
 mod dashboard;
+mod db;
 mod dead;
 mod jobs;
 pub(crate) mod queues;
 mod schedules;
+mod stripe_events;
 mod workers;
 
 use std::sync::{Arc, Mutex};
@@ -51,8 +53,19 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ops/dead", get(dead::list))
         .route("/ops/dead/retry", post(dead::retry_all))
         .route("/ops/workers", get(workers::list))
+        .route("/ops/db", get(db::overview))
         .route("/ops/schedules", get(schedules::list))
         .route("/ops/schedules/{name}/run", post(schedules::run))
+        .route("/ops/stripe-events", get(stripe_events::list))
+        .route(
+            "/ops/stripe-events/replay",
+            post(stripe_events::replay_many),
+        )
+        .route("/ops/stripe-events/{id}", get(stripe_events::detail))
+        .route(
+            "/ops/stripe-events/{id}/replay",
+            post(stripe_events::replay_one),
+        )
         .route_layer(from_fn_with_state(state, auth::require));
     // The login form, and the static stylesheet and script (no data, no secrets) it needs.
     let public = Router::new()

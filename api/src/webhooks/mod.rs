@@ -5,6 +5,7 @@
 //! nothing. A verified body that does not parse is stored as `unparseable` and answered 200 (so Stripe
 //! does not retry it for days); an event of the other mode (test/live) is stored as `quarantined`.
 
+pub mod batch;
 mod ingest;
 pub mod signature;
 

@@ -68,9 +68,13 @@ pub async fn recompute(
         .fetch_optional(&mut *conn)
         .await?;
     let tier = chosen.as_ref().map(|(tier, _, _)| tier.clone());
-    if let Some((tier, expires_at, _)) = &chosen {
-        sqlx::query(
-            "INSERT INTO feature_access (user_id, feature_name, access_level, expires_at, granted_by)
+    // Grant the tier's features and drop the subscription grants it no longer includes, in one statement:
+    // the two touch disjoint rows (features of the tier vs. features outside it), so neither sub-statement
+    // can see or undo the other's work. Without an effective subscription ($2 NULL) nothing is granted
+    // and every subscription grant goes.
+    sqlx::query(
+        "WITH granted AS (
+             INSERT INTO feature_access (user_id, feature_name, access_level, expires_at, granted_by)
              SELECT $1, f.key, mingus_access_level(f.value), $3, 'subscription'
              FROM pricing_tiers t CROSS JOIN LATERAL jsonb_each(t.features) f
              WHERE t.tier_name = $2
@@ -79,22 +83,17 @@ pub async fn recompute(
                  SET access_level = EXCLUDED.access_level, expires_at = EXCLUDED.expires_at
                  WHERE feature_access.granted_by = 'subscription'
                    AND (feature_access.access_level, feature_access.expires_at)
-                       IS DISTINCT FROM (EXCLUDED.access_level, EXCLUDED.expires_at)",
-        )
-        .bind(user_id)
-        .bind(tier)
-        .bind(expires_at)
-        .execute(&mut *conn)
-        .await?;
-    }
-    sqlx::query(
-        "DELETE FROM feature_access fa
+                       IS DISTINCT FROM (EXCLUDED.access_level, EXCLUDED.expires_at)
+             RETURNING 1
+         )
+         DELETE FROM feature_access fa
          WHERE fa.user_id = $1 AND fa.granted_by = 'subscription'
            AND NOT EXISTS (SELECT 1 FROM pricing_tiers t CROSS JOIN LATERAL jsonb_each(t.features) f
                            WHERE t.tier_name = $2 AND f.key = fa.feature_name)",
     )
     .bind(user_id)
     .bind(&tier)
+    .bind(chosen.as_ref().map(|(_, expires_at, _)| *expires_at))
     .execute(&mut *conn)
     .await?;
     Ok(Entitlement {

@@ -1,14 +1,21 @@
 //! Billing e-mails as `email_deliveries` rows (sent later by the e-mail workers). Each logical e-mail
-//! has a dedupe key, so a replayed event or a sweep that runs twice never queues it twice.
+//! has a dedupe key, so a replayed event or a sweep that runs twice never queues it twice. The row and
+//! its `email.send` job's outbox row are written in one statement on the caller's connection (the
+//! outbox rule, `crate::email::deliveries::queue`); callers that can push after commit use
+//! [`queue_staged`], the others leave the push to the e-mail sweep (within a minute).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::email::Template;
+use crate::email::deliveries::{self, NewDelivery, Queued};
+
 /// Template names of the billing e-mails.
 pub mod templates {
     pub const TRIAL_ENDING: &str = "trial_ending";
+    pub const TRIAL_ENDED: &str = "trial_ended";
     pub const PAYMENT_FAILED: &str = "payment_failed";
     pub const PAYMENT_ACTION_REQUIRED: &str = "payment_action_required";
     pub const SUBSCRIPTION_CANCELLED: &str = "subscription_cancelled";
@@ -35,6 +42,10 @@ pub mod keys {
         format!("payment_action_required:{invoice}:{attempt}")
     }
 
+    pub fn trial_ended(subscription: &str) -> String {
+        format!("trial_ended:{subscription}")
+    }
+
     pub fn subscription_cancelled(subscription: &str) -> String {
         format!("subscription_cancelled:{subscription}")
     }
@@ -54,22 +65,33 @@ pub struct BillingEmail {
     pub scheduled_for: DateTime<Utc>,
 }
 
-/// Queues the e-mail unless one with its dedupe key exists; true when this call queued it.
+/// Queues the e-mail (and stages its job) unless one with its dedupe key exists; true when this call
+/// queued it.
 pub async fn queue(conn: &mut PgConnection, email: &BillingEmail) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO email_deliveries (user_id, template, recipient, data, dedupe_key, scheduled_for)
-         SELECT id, $2, email, $3, $4, $5 FROM users WHERE id = $1
-         ON CONFLICT (dedupe_key) DO NOTHING",
+    Ok(queue_staged(conn, email).await?.inserted())
+}
+
+/// [`queue`], returning what was written: push `Queued::Staged`'s envelope after commit.
+pub async fn queue_staged(
+    conn: &mut PgConnection,
+    email: &BillingEmail,
+) -> Result<Queued, sqlx::Error> {
+    let template: Template = email
+        .template
+        .parse()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    deliveries::queue(
+        conn,
+        &NewDelivery {
+            user_id: Some(email.user_id),
+            recipient: None,
+            template,
+            data: email.data.clone(),
+            dedupe_key: email.dedupe_key.clone(),
+            scheduled_for: email.scheduled_for,
+        },
     )
-    .bind(email.user_id)
-    .bind(email.template)
-    .bind(sqlx::types::Json(&email.data))
-    .bind(&email.dedupe_key)
-    .bind(email.scheduled_for)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .await
 }
 
 #[cfg(test)]

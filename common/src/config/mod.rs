@@ -8,6 +8,7 @@
 //! in development a missing secret disables the feature that needs it (with a warning at start-up), in
 //! production ([`Environment::Production`]) it stops the process with a message naming the variable.
 
+pub mod email;
 mod parse;
 mod production;
 mod scheduler;
@@ -89,6 +90,8 @@ pub struct JobsConfig {
     pub ledger_retention: Duration,
     /// An outbox row not completed and not pushed for this long is pushed again.
     pub outbox_stale_after: Duration,
+    /// Shard jobs per day of the `user_analytics` rollup (`MINGUS_ANALYTICS_SHARDS`, 1–1024).
+    pub analytics_shards: u32,
 }
 
 impl JobsConfig {
@@ -112,6 +115,8 @@ pub struct Config {
     pub stripe: stripe::StripeConfig,
     pub smtp_url: SecretString,
     pub mail_from: String,
+    /// SMTP, sender, links, unsubscribe and lease settings (`SMTP_URL` and `MAIL_FROM` parsed).
+    pub email: email::EmailConfig,
     pub jwt_secret: Option<SecretString>,
     pub admin_token: Option<SecretString>,
     pub log_format: LogFormat,
@@ -145,45 +150,50 @@ impl Config {
         let environment =
             vars.parse_with("MINGUS_ENV", Environment::Development, parse::environment)?;
         let dev = environment == Environment::Development;
+        // Parsed in the order of the contract, so a missing variable is named in that order too.
+        let database = DatabaseConfig {
+            url: vars.secret_or_dev_default(
+                "DATABASE_URL",
+                dev.then_some("postgres://postgres@127.0.0.1:5432/mingus"),
+            )?,
+            max_connections: vars.parse("DATABASE_MAX_CONNECTIONS", 50)?,
+            min_connections: vars.parse("DATABASE_MIN_CONNECTIONS", 2)?,
+            acquire_timeout: vars.seconds("DATABASE_ACQUIRE_TIMEOUT_SECS", 30)?,
+            max_lifetime: vars.seconds("DATABASE_MAX_LIFETIME_SECS", 1800)?,
+            idle_timeout: vars.seconds("DATABASE_IDLE_TIMEOUT_SECS", 600)?,
+            test_before_acquire: vars.parse_with(
+                "DATABASE_TEST_BEFORE_ACQUIRE",
+                true,
+                parse::boolean,
+            )?,
+        };
+        let redis = RedisConfig {
+            url: vars
+                .secret_or_dev_default("REDIS_URL", dev.then_some("redis://127.0.0.1:6379"))?,
+            key_prefix: vars.string("REDIS_KEY_PREFIX", "mingus")?,
+            response_timeout: vars.millis("REDIS_RESPONSE_TIMEOUT_MS", 5_000)?,
+            connection_timeout: vars.millis("REDIS_CONNECT_TIMEOUT_MS", 2_000)?,
+        };
+        let smtp_url =
+            vars.secret_or_dev_default("SMTP_URL", dev.then_some("smtp://127.0.0.1:2525"))?;
+        let mail_from = vars
+            .string_or_dev_default("MAIL_FROM", dev.then_some("Mingus <no-reply@mingus.local>"))?;
+        let email = email::parse(&vars, &smtp_url, &mail_from, !dev)?;
         let config = Config {
             environment,
             api_addr: vars.parse(
                 "MINGUS_API_ADDR",
                 "127.0.0.1:8080".parse().expect("valid default"),
             )?,
-            database: DatabaseConfig {
-                url: vars.secret_or_dev_default(
-                    "DATABASE_URL",
-                    dev.then_some("postgres://postgres@127.0.0.1:5432/mingus"),
-                )?,
-                max_connections: vars.parse("DATABASE_MAX_CONNECTIONS", 50)?,
-                min_connections: vars.parse("DATABASE_MIN_CONNECTIONS", 2)?,
-                acquire_timeout: vars.seconds("DATABASE_ACQUIRE_TIMEOUT_SECS", 30)?,
-                max_lifetime: vars.seconds("DATABASE_MAX_LIFETIME_SECS", 1800)?,
-                idle_timeout: vars.seconds("DATABASE_IDLE_TIMEOUT_SECS", 600)?,
-                test_before_acquire: vars.parse_with(
-                    "DATABASE_TEST_BEFORE_ACQUIRE",
-                    true,
-                    parse::boolean,
-                )?,
-            },
-            redis: RedisConfig {
-                url: vars
-                    .secret_or_dev_default("REDIS_URL", dev.then_some("redis://127.0.0.1:6379"))?,
-                key_prefix: vars.string("REDIS_KEY_PREFIX", "mingus")?,
-                response_timeout: vars.millis("REDIS_RESPONSE_TIMEOUT_MS", 5_000)?,
-                connection_timeout: vars.millis("REDIS_CONNECT_TIMEOUT_MS", 2_000)?,
-            },
+            database,
+            redis,
             stripe_webhook_secrets: vars.secret_list("STRIPE_WEBHOOK_SECRETS")?,
             stripe_api_key: vars.optional_secret("STRIPE_API_KEY")?,
             stripe_api_base: vars.string("STRIPE_API_BASE", "https://api.stripe.com")?,
             stripe: stripe::parse(&vars, !dev)?,
-            smtp_url: vars
-                .secret_or_dev_default("SMTP_URL", dev.then_some("smtp://127.0.0.1:2525"))?,
-            mail_from: vars.string_or_dev_default(
-                "MAIL_FROM",
-                dev.then_some("Mingus <no-reply@mingus.local>"),
-            )?,
+            smtp_url,
+            mail_from,
+            email,
             jwt_secret: vars.optional_secret("MINGUS_JWT_SECRET")?,
             admin_token: vars.optional_secret("MINGUS_ADMIN_TOKEN")?,
             log_format: vars.parse_with(
@@ -220,6 +230,7 @@ impl Config {
                 finished_max_age: vars.seconds("MINGUS_RETENTION_FINISHED_SECS", 24 * 3600)?,
                 ledger_retention: vars.seconds("MINGUS_RETENTION_LEDGER_SECS", 30 * 24 * 3600)?,
                 outbox_stale_after: vars.seconds("MINGUS_OUTBOX_STALE_SECS", 120)?,
+                analytics_shards: vars.parse("MINGUS_ANALYTICS_SHARDS", 4)?,
             },
             scheduler: scheduler::parse(&map)?,
         };
@@ -255,6 +266,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "MINGUS_WORKER_FETCH_BATCH",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=crate::analytics::rollup::MAX_SHARDS).contains(&jobs.analytics_shards) {
+            return Err(ConfigError::invalid(
+                "MINGUS_ANALYTICS_SHARDS",
+                "must be between 1 and 1024",
             ));
         }
         if jobs.missed_heartbeats == 0 || jobs.heartbeat.is_zero() {
@@ -304,6 +321,9 @@ impl Config {
         }
         if self.admin_token.is_none() {
             missing.push("MINGUS_ADMIN_TOKEN");
+        }
+        if self.email.unsubscribe_secret.is_none() {
+            missing.push("MINGUS_UNSUBSCRIBE_SECRET");
         }
         missing
     }

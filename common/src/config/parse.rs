@@ -138,6 +138,10 @@ impl<'a> Vars<'a> {
             .collect()
     }
 
+    pub fn optional_string(&self, name: &'static str) -> Option<String> {
+        self.get(name).map(str::to_owned)
+    }
+
     pub fn optional_secret(&self, name: &'static str) -> Result<Option<SecretString>, ConfigError> {
         Ok(self.get(name).map(SecretString::from))
     }

@@ -60,6 +60,37 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
             "plain smtp:// to a remote host; use smtps:// or smtp://…?tls=required",
         ));
     }
+    let email = &config.email;
+    let unsubscribe = email
+        .unsubscribe_secret
+        .as_ref()
+        .ok_or(ConfigError::Missing("MINGUS_UNSUBSCRIBE_SECRET"))?;
+    if unsubscribe.expose_secret().len() < MIN_SECRET_LEN {
+        return Err(ConfigError::insecure(
+            "MINGUS_UNSUBSCRIBE_SECRET",
+            format!("shorter than {MIN_SECRET_LEN} bytes"),
+        ));
+    }
+    for (name, url) in [
+        ("MINGUS_PUBLIC_URL", &email.public_url),
+        ("MINGUS_APP_URL", &email.app_url),
+    ] {
+        if url.is_empty() {
+            return Err(ConfigError::Missing(name));
+        }
+        if !url.starts_with("https://") {
+            return Err(ConfigError::insecure(
+                name,
+                "links in e-mails must use https",
+            ));
+        }
+    }
+    if email.pause_after_accept.is_some() {
+        return Err(ConfigError::insecure(
+            "MINGUS_EMAIL_TEST_PAUSE_AFTER_ACCEPT_MS",
+            "a test knob",
+        ));
+    }
     Ok(())
 }
 

@@ -17,6 +17,12 @@ fn production() -> Vec<(&'static str, &'static str)> {
             "MINGUS_ADMIN_TOKEN",
             "0123456789abcdef0123456789abcdef-admin",
         ),
+        (
+            "MINGUS_UNSUBSCRIBE_SECRET",
+            "0123456789abcdef0123456789abcdef-unsub",
+        ),
+        ("MINGUS_PUBLIC_URL", "https://api.mingus.app"),
+        ("MINGUS_APP_URL", "https://app.mingus.app/"),
     ]
 }
 
@@ -51,15 +57,24 @@ fn development_defaults_match_the_seed_pool_and_local_services() {
         [
             "STRIPE_WEBHOOK_SECRETS",
             "MINGUS_JWT_SECRET",
-            "MINGUS_ADMIN_TOKEN"
+            "MINGUS_ADMIN_TOKEN",
+            "MINGUS_UNSUBSCRIBE_SECRET"
         ]
     );
+    assert_eq!(config.email.smtp.port, 2525);
+    assert_eq!(config.email.from_domain, "mingus.local");
+    assert_eq!(config.email.public_url, "http://127.0.0.1:8080");
+    assert_eq!(config.email.lease, Duration::from_secs(120));
+    assert_eq!(config.email.pool_size, 10);
 }
 
 #[test]
 fn a_complete_production_configuration_is_accepted() {
     let config = Config::from_vars(production()).unwrap();
     assert_eq!(config.environment, Environment::Production);
+    assert_eq!(config.email.smtp.port, 465);
+    assert_eq!(config.email.from_domain, "mingus.app");
+    assert_eq!(config.email.app_url, "https://app.mingus.app");
     assert_eq!(config.stripe_webhook_secrets.len(), 2);
     assert_eq!(config.log_format, LogFormat::Json);
     assert!(config.missing_optional_secrets().is_empty());
@@ -75,6 +90,9 @@ fn production_refuses_each_missing_secret_and_names_it() {
         "STRIPE_WEBHOOK_SECRETS",
         "MINGUS_JWT_SECRET",
         "MINGUS_ADMIN_TOKEN",
+        "MINGUS_UNSUBSCRIBE_SECRET",
+        "MINGUS_PUBLIC_URL",
+        "MINGUS_APP_URL",
     ] {
         let err = Config::from_vars(without(&production(), name)).unwrap_err();
         assert_eq!(err.variable(), name, "{err}");
@@ -94,6 +112,10 @@ fn production_refuses_insecure_settings() {
         ("STRIPE_API_BASE", "http://api.stripe.com"),
         ("SMTP_URL", "smtp://user:pw@smtp.example.com:587"),
         ("STRIPE_WEBHOOK_SECRETS", "whsec_ok,not-a-secret"),
+        ("MINGUS_UNSUBSCRIBE_SECRET", "short"),
+        ("MINGUS_PUBLIC_URL", "http://api.mingus.app"),
+        ("MINGUS_APP_URL", "http://app.mingus.app"),
+        ("MINGUS_EMAIL_TEST_PAUSE_AFTER_ACCEPT_MS", "500"),
     ];
     for (name, value) in cases {
         let err = Config::from_vars(with(&production(), name, value)).unwrap_err();
@@ -120,6 +142,14 @@ fn bad_values_name_the_variable() {
         ("MINGUS_SHUTDOWN_TIMEOUT", "-1"),
         ("DATABASE_TEST_BEFORE_ACQUIRE", "maybe"),
         ("STRIPE_WEBHOOK_SECRETS", "whsec_a,,whsec_b"),
+        ("SMTP_URL", "smtp://host?tls=sometimes"),
+        ("SMTP_URL", "imap://host"),
+        ("MAIL_FROM", "not an address"),
+        ("SMTP_POOL_SIZE", "0"),
+        ("SMTP_COMMAND_TIMEOUT_SECS", "0"),
+        ("MINGUS_EMAIL_LEASE_SECS", "30"),
+        ("MINGUS_PUBLIC_URL", "ftp://example.com"),
+        ("MINGUS_APP_URL", "/relative"),
     ];
     for (name, value) in cases {
         let err = Config::from_vars([(name, value)]).unwrap_err();

@@ -22,9 +22,8 @@ use crate::queue::Queue;
 /// `MINGUS_SCHEDULE_<NAME>` variables), the expression (`sec min hour day-of-month month day-of-week`),
 /// the zone its wall-clock times are read in, and the job built for each tick.
 ///
-/// Still to come with their jobs (add them here when the job kind exists in `jobs::catalog`):
-/// reminders (`0 * * * * *`), usage-limit reset (`0 0 * * * *`), analytics rollup (`0 15 0 * * *`,
-/// previous day = `tick.local`'s date − 1), partition maintenance (`0 0 2 * * *`).
+/// Still to come with its job (add it here when the job kind exists in `jobs::catalog`):
+/// usage-limit reset (`0 0 * * * *`).
 fn default_schedules() -> Result<Vec<Schedule>, super::CronExpressionError> {
     Ok(vec![
         Schedule::new("outbox_sweep", "0 * * * * *", Tz::UTC, |_| {
@@ -42,6 +41,23 @@ fn default_schedules() -> Result<Vec<Schedule>, super::CronExpressionError> {
         })?,
         Schedule::new("renewal_sweep", "0 */5 * * * *", Tz::UTC, |_| {
             crate::jobs::billing_jobs::RenewalSweep {}
+        })?,
+        // Due reminders → deliveries; due deliveries without a job get one.
+        Schedule::new("reminder_sweep", "0 * * * * *", Tz::UTC, |_| {
+            crate::jobs::email_jobs::ReminderSweep {}
+        })?,
+        // Each user's day ends between 10:00 UTC the same day (UTC+14) and 12:00 UTC the next (UTC−12):
+        // roll up yesterday (final for zones at or east of the tick's zone) and the day before (final
+        // everywhere). Both are idempotent; a missed night is caught up by `mingus-admin analytics backfill`.
+        Schedule::new("analytics_rollup", "0 15 0 * * *", Tz::UTC, |tick| {
+            let today = tick.local.date();
+            crate::jobs::analytics_jobs::AnalyticsRollup {
+                dates: vec![today - chrono::Days::new(2), today - chrono::Days::new(1)],
+                shards: None,
+            }
+        })?,
+        Schedule::new("partition_maintenance", "0 0 2 * * *", Tz::UTC, |_| {
+            crate::jobs::analytics_jobs::PartitionMaintenance::default()
         })?,
     ])
 }
@@ -276,7 +292,10 @@ mod tests {
                 "retention",
                 "stripe_reconcile",
                 "trial_expiry_sweep",
-                "renewal_sweep"
+                "renewal_sweep",
+                "reminder_sweep",
+                "analytics_rollup",
+                "partition_maintenance"
             ]
         );
         let sweep = table.get("outbox_sweep").unwrap();

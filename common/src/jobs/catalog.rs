@@ -107,6 +107,11 @@ pub const SPECS: &[JobSpec] = &[
     super::billing_jobs::TrialExpirySweep::SPEC,
     super::billing_jobs::RenewalSweep::SPEC,
     super::stripe_jobs::StripeReconcile::SPEC,
+    super::email_jobs::SendEmail::SPEC,
+    super::email_jobs::ReminderSweep::SPEC,
+    super::analytics_jobs::AnalyticsRollup::SPEC,
+    super::analytics_jobs::AnalyticsRollupShard::SPEC,
+    super::analytics_jobs::PartitionMaintenance::SPEC,
 ];
 
 pub fn spec(kind: &str) -> Option<&'static JobSpec> {

@@ -5,8 +5,10 @@
 //! (exponential backoff with jitter) or into a dead letter once `max_attempts` is used up, and apalis only
 //! ever sees success. That sidesteps apalis-redis' hard-coded 25 retries (NOTES-apalis defect 3).
 
+pub mod analytics_jobs;
 pub mod billing_jobs;
 pub mod catalog;
+pub mod email_jobs;
 pub mod enqueue;
 pub mod keys;
 pub mod ledger;

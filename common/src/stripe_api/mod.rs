@@ -35,8 +35,8 @@ use crate::Config;
 pub use fetch::{FetchOptions, FetchReport, fetch_undelivered, parse_since};
 pub use reconcile::{Drift, DriftKind, FieldDiff, ReconcileOptions, ReconcileReport, reconcile};
 pub use store::{
-    EVENT_JOB_NAMESPACE, ReplayFilter, ReplayReport, StoredEvent, is_event, replay, store_event,
-    strip_nul,
+    EVENT_JOB_NAMESPACE, PROTECTED, ReplayFilter, ReplayReport, STATUSES, StoredEvent, is_event,
+    replay, store_event, strip_nul,
 };
 
 /// Per-request timeout of Stripe calls (each page is one request).

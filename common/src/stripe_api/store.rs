@@ -197,17 +197,29 @@ pub async fn replay(
         for id in chunk {
             let job_id = Uuid::now_v7();
             // Re-checked under the row lock: a concurrent change to a protected status is respected.
-            let updated = sqlx::query(
-                "UPDATE stripe_events
-                 SET status = 'received', last_error = NULL, processed_at = NULL, job_id = $2
-                 WHERE id = $1 AND ($3 OR status NOT IN ('unparseable', 'quarantined'))",
+            // The previous job's open dead letter is closed as retried (its next life is this replay),
+            // so "Dead jobs" does not keep listing an event that is being processed again.
+            let updated: i64 = sqlx::query_scalar(
+                "WITH previous AS (
+                     SELECT job_id FROM stripe_events
+                     WHERE id = $1 AND ($3 OR status NOT IN ('unparseable', 'quarantined'))
+                 ), reset AS (
+                     UPDATE stripe_events
+                     SET status = 'received', last_error = NULL, processed_at = NULL, job_id = $2
+                     WHERE id = $1 AND ($3 OR status NOT IN ('unparseable', 'quarantined'))
+                     RETURNING 1
+                 ), closed AS (
+                     UPDATE job_dead_letters SET retried_at = now()
+                     WHERE job_id IN (SELECT job_id FROM previous) AND retried_at IS NULL
+                       AND EXISTS (SELECT 1 FROM reset)
+                 )
+                 SELECT count(*) FROM reset",
             )
             .bind(id)
             .bind(job_id)
             .bind(filter.force)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .fetch_one(&mut *tx)
+            .await?;
             if updated == 1 {
                 let job = ProcessStripeEvent {
                     event_id: id.clone(),

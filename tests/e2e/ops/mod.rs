@@ -3,6 +3,7 @@
 mod auth;
 mod dead;
 mod queues;
+mod stripe_events;
 
 use std::time::Duration;
 

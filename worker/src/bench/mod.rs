@@ -11,6 +11,7 @@ mod env;
 mod phases;
 mod redis_benchmark;
 mod stats;
+pub mod stripe;
 mod worker;
 
 use std::path::PathBuf;

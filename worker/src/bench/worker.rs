@@ -15,6 +15,8 @@ const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 pub struct WorkerProcess {
     child: Child,
+    /// The queue it serves.
+    queue: String,
     pub pid: u32,
     pub metrics_port: u16,
     pub spawned_at: DateTime<Utc>,
@@ -38,6 +40,16 @@ impl WorkerProcess {
         worker_bin: Option<&PathBuf>,
         log: PathBuf,
     ) -> anyhow::Result<Self> {
+        Self::spawn_for(env, worker_bin, log, "bench")
+    }
+
+    /// Like [`WorkerProcess::spawn`], serving `queue`.
+    pub fn spawn_for(
+        env: &BenchEnv,
+        worker_bin: Option<&PathBuf>,
+        log: PathBuf,
+        queue: &str,
+    ) -> anyhow::Result<Self> {
         let metrics_port = free_port()?;
         let mut command = match worker_bin {
             Some(bin) => Command::new(bin),
@@ -57,7 +69,7 @@ impl WorkerProcess {
             Err(_) => command.env_remove("RUST_LOG"),
         };
         command
-            .args(["--queues", "bench"])
+            .args(["--queues", queue])
             .env("DATABASE_URL", &env.db_url)
             .env("REDIS_URL", &env.redis_url)
             .env("REDIS_KEY_PREFIX", &env.prefix)
@@ -76,6 +88,7 @@ impl WorkerProcess {
         let pid = child.id();
         Ok(WorkerProcess {
             child,
+            queue: queue.to_owned(),
             pid,
             metrics_port,
             spawned_at,
@@ -135,7 +148,7 @@ impl WorkerProcess {
                 .await?;
             if names
                 .iter()
-                .any(|n| n.starts_with("bench@") && n.contains(&tag))
+                .any(|n| n.starts_with(&format!("{}@", self.queue)) && n.contains(&tag))
             {
                 return Ok(self.spawned.elapsed());
             }
@@ -168,7 +181,8 @@ impl WorkerProcess {
         Ok(body
             .lines()
             .filter(|l| {
-                l.starts_with("mingus_jobs_processed_total{") && l.contains("queue=\"bench\"")
+                l.starts_with("mingus_jobs_processed_total{")
+                    && l.contains(&format!("queue=\"{}\"", self.queue))
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum())

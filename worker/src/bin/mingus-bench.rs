@@ -1,6 +1,7 @@
 //! `mingus-bench`: the job-runtime benchmark (see `worker/src/bench/`). Thin entry point.
 //!
 //! `cargo run --release -p mingus-worker --bin mingus-bench -- --jobs 20000,100000 --runs 3`
+//! `cargo run --release -p mingus-worker --bin mingus-bench -- stripe --events 20000 --runs 3`
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ enum Command {
     /// The worker under test (what `mingus-worker` runs), started by the benchmark itself.
     #[command(hide = true)]
     ServeWorker(mingus_worker::Args),
+    /// Stripe subscription events applied per second by one worker, beside a no-op drain.
+    Stripe(bench::stripe::StripeOptions),
 }
 
 #[tokio::main]
@@ -36,6 +39,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::ServeWorker(args)) => serve_worker(args).await,
+        Some(Command::Stripe(options)) => match bench::stripe::run(options).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("mingus-bench stripe: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         None => match bench::run(cli.options).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

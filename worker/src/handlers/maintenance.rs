@@ -1,3 +1,5 @@
+use mingus_common::analytics::partitions;
+use mingus_common::jobs::analytics_jobs::PartitionMaintenance;
 use mingus_common::jobs::outbox;
 
 use crate::context::{JobContext, JobError};
@@ -36,5 +38,32 @@ pub async fn retention(ctx: &JobContext) -> Result<(), JobError> {
         ledger_removed = ledger,
         "retention done"
     );
+    Ok(())
+}
+
+/// Premakes the next months' partitions (rescuing rows from default partitions) and applies retention,
+/// for every table in `partitioned_tables`. Steps that failed (a lock not granted in time) fail the job,
+/// so it is retried with backoff; the steps that succeeded are not redone (they are idempotent).
+pub async fn partitions(ctx: &JobContext, job: PartitionMaintenance) -> Result<(), JobError> {
+    let mut options = partitions::Options::new(chrono::Utc::now().date_naive());
+    options.dry_run = job.dry_run;
+    let report = partitions::maintain(&ctx.db, options).await?;
+    tracing::info!(
+        actions = ?report.actions,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        dry_run = report.dry_run,
+        "partition maintenance done"
+    );
+    if !report.failures.is_empty() {
+        return Err(JobError::Retryable(anyhow::anyhow!(
+            "partition maintenance: {}",
+            report
+                .failures
+                .iter()
+                .map(|(what, why)| format!("{what}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
     Ok(())
 }

@@ -1,12 +1,18 @@
 //! One handler per job kind; [`dispatch`] routes an envelope to it.
 
+mod analytics;
 mod bench;
+mod email;
 mod maintenance;
 mod reconcile;
 
+use mingus_common::jobs::analytics_jobs::{
+    AnalyticsRollup, AnalyticsRollupShard, PartitionMaintenance,
+};
 use mingus_common::jobs::billing_jobs::{RenewalSweep, TrialExpirySweep};
 use mingus_common::jobs::catalog::ProcessStripeEvent;
 use mingus_common::jobs::catalog::{BenchNoop, OutboxSweep, Retention};
+use mingus_common::jobs::email_jobs::{ReminderSweep, SendEmail};
 use mingus_common::jobs::stripe_jobs::StripeReconcile;
 use mingus_common::jobs::{Envelope, Job};
 use serde::de::DeserializeOwned;
@@ -36,6 +42,17 @@ pub async fn dispatch(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobEr
         k if k == RenewalSweep::SPEC.kind => crate::stripe::lifecycle::renewal_sweep(ctx).await,
         k if k == StripeReconcile::SPEC.kind => {
             reconcile::stripe_reconcile(ctx, args(envelope)?).await
+        }
+        k if k == SendEmail::SPEC.kind => email::send(ctx, envelope, args(envelope)?).await,
+        k if k == ReminderSweep::SPEC.kind => email::reminder_sweep(ctx).await,
+        k if k == AnalyticsRollup::SPEC.kind => {
+            analytics::rollup(ctx, envelope, args(envelope)?).await
+        }
+        k if k == AnalyticsRollupShard::SPEC.kind => {
+            analytics::rollup_shard(ctx, args(envelope)?).await
+        }
+        k if k == PartitionMaintenance::SPEC.kind => {
+            maintenance::partitions(ctx, args(envelope)?).await
         }
         other => Err(JobError::Permanent(anyhow::anyhow!(
             "no handler for job kind {other:?}"

@@ -2,7 +2,7 @@
 //! `invoice.payment_action_required`.
 
 use chrono::{DateTime, Utc};
-use mingus_common::billing::email::{self, BillingEmail, keys, templates};
+use mingus_common::billing::email::{BillingEmail, keys, templates};
 use mingus_common::billing::money;
 use mingus_common::billing::objects::InvoiceView;
 use serde_json::json;
@@ -152,7 +152,7 @@ pub(super) async fn payment_failed(a: &mut Apply<'_>) -> Result<(), JobError> {
         dedupe_key: keys::dunning(invoice_id, attempt),
         scheduled_for: a.now,
     };
-    email::queue(a.conn, &mail).await?;
+    a.queue_email(&mail).await?;
     Ok(())
 }
 
@@ -188,6 +188,6 @@ pub(super) async fn action_required(a: &mut Apply<'_>) -> Result<(), JobError> {
         dedupe_key: keys::payment_action_required(invoice_id, invoice.attempt_count()),
         scheduled_for: a.now,
     };
-    email::queue(a.conn, &mail).await?;
+    a.queue_email(&mail).await?;
     Ok(())
 }

@@ -52,10 +52,12 @@ struct Transition {
     update: &'static str,
     /// The update binds the grace period in seconds as `$3`.
     uses_grace: bool,
+    /// The e-mail this transition queues (in its transaction), if any.
+    email: Option<&'static str>,
 }
 
 macro_rules! transition {
-    ($condition:literal, $set:literal, $uses_grace:literal) => {
+    ($condition:literal, $set:literal, $uses_grace:literal, $email:expr) => {
         Transition {
             select: concat!(
                 "SELECT id FROM subscriptions WHERE id > $1 AND ",
@@ -67,9 +69,10 @@ macro_rules! transition {
                 $set,
                 ", updated_at = now() WHERE id = $1 AND ",
                 $condition,
-                " RETURNING user_id"
+                " RETURNING user_id, coalesce(stripe_subscription_id, id::text), plan_tier, trial_end, ended_at"
             ),
             uses_grace: $uses_grace,
+            email: $email,
         }
     };
 }
@@ -78,14 +81,16 @@ macro_rules! transition {
 const TRIAL_ENDED: Transition = transition!(
     "status = 'trial' AND trial_end <= $2 AND stripe_subscription_id IS NULL",
     "status = 'cancelled', ended_at = coalesce(ended_at, trial_end), grace_until = NULL",
-    false
+    false,
+    Some(templates::TRIAL_ENDED)
 );
 
 /// A subscription set to cancel at period end ends with its period.
 const CANCELLED_AT_PERIOD_END: Transition = transition!(
     "status IN ('active', 'trial', 'past_due') AND cancel_at_period_end AND current_period_end <= $2",
     "status = 'cancelled', ended_at = coalesce(ended_at, current_period_end), grace_until = NULL",
-    false
+    false,
+    Some(templates::SUBSCRIPTION_CANCELLED)
 );
 
 /// A period that ended with no renewal: no Stripe state since it ended and no payment recorded since.
@@ -95,7 +100,8 @@ const OVERDUE: Transition = transition!(
      AND NOT EXISTS (SELECT 1 FROM billing_history b WHERE b.subscription_id = subscriptions.id
                      AND b.status = 'paid' AND b.created_at >= subscriptions.current_period_end)",
     "status = 'past_due', grace_until = current_period_end + make_interval(secs => $3)",
-    true
+    true,
+    None
 );
 
 /// A local subscription whose grace period is over ends (a Stripe one stays `past_due` until Stripe
@@ -103,8 +109,50 @@ const OVERDUE: Transition = transition!(
 const GRACE_OVER: Transition = transition!(
     "status = 'past_due' AND grace_until <= $2 AND stripe_subscription_id IS NULL",
     "status = 'cancelled', ended_at = coalesce(ended_at, grace_until)",
-    false
+    false,
+    Some(templates::SUBSCRIPTION_CANCELLED)
 );
+
+/// What a transition's update returns: user, subscription key (Stripe id or ours), tier, trial end,
+/// end.
+type Changed = (
+    Uuid,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+/// The e-mail of a lifecycle transition: the trial ended, or the subscription was cancelled (the same
+/// dedupe key as the one `customer.subscription.deleted` queues, so a subscription gets one).
+fn lifecycle_email(
+    template: &'static str,
+    user_id: Uuid,
+    key: &str,
+    tier: &str,
+    trial_end: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> BillingEmail {
+    let (data, dedupe_key) = if template == templates::TRIAL_ENDED {
+        (
+            json!({"subscription": key, "tier": tier, "trial_end": trial_end}),
+            keys::trial_ended(key),
+        )
+    } else {
+        (
+            json!({"subscription": key, "tier": tier, "ended_at": ended_at}),
+            keys::subscription_cancelled(key),
+        )
+    };
+    BillingEmail {
+        user_id,
+        template,
+        data,
+        dedupe_key,
+        scheduled_for: now,
+    }
+}
 
 /// Applies `transition` to every subscription it matches at `now`; returns how many changed.
 async fn run(
@@ -131,12 +179,19 @@ async fn run(
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            let mut update = sqlx::query_scalar(transition.update).bind(id).bind(now);
+            let mut update = sqlx::query_as(transition.update).bind(id).bind(now);
             if transition.uses_grace {
                 update = update.bind(grace_secs);
             }
-            let user: Option<Uuid> = update.fetch_optional(&mut *tx).await?;
-            if let Some(user_id) = user {
+            let row: Option<Changed> = update.fetch_optional(&mut *tx).await?;
+            if let Some((user_id, key, tier, trial_end, ended_at)) = row {
+                if let Some(template) = transition.email {
+                    email::queue(
+                        &mut tx,
+                        &lifecycle_email(template, user_id, &key, &tier, trial_end, ended_at, now),
+                    )
+                    .await?;
+                }
                 access::recompute(&mut tx, user_id, now).await?;
                 tx.commit().await?;
                 access::invalidate_entitlement_cache(&[user_id]);

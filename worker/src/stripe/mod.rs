@@ -18,10 +18,10 @@ mod refund;
 mod subscription;
 
 use chrono::{DateTime, Utc};
-use mingus_common::billing::{BillingError, Event, access};
+use mingus_common::billing::{BillingError, Event, access, email};
 use mingus_common::config::stripe::{StripeConfig, StripeMode};
-use mingus_common::jobs::Envelope;
 use mingus_common::jobs::catalog::ProcessStripeEvent;
+use mingus_common::jobs::{Envelope, outbox};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -72,6 +72,8 @@ pub(crate) struct Apply<'a> {
     pub now: DateTime<Utc>,
     /// Users whose access was recomputed (their cached entitlements are invalidated after commit).
     pub changed_users: Vec<Uuid>,
+    /// E-mail jobs staged in this transaction, pushed after commit.
+    pub staged: Vec<Envelope>,
 }
 
 impl Apply<'_> {
@@ -88,6 +90,14 @@ impl Apply<'_> {
         access::recompute(self.conn, user_id, self.now).await?;
         if !self.changed_users.contains(&user_id) {
             self.changed_users.push(user_id);
+        }
+        Ok(())
+    }
+
+    /// Queues a billing e-mail (row and job in this transaction); its job is pushed after commit.
+    pub async fn queue_email(&mut self, mail: &email::BillingEmail) -> Result<(), sqlx::Error> {
+        if let Some(envelope) = email::queue_staged(self.conn, mail).await?.envelope() {
+            self.staged.push(envelope);
         }
         Ok(())
     }
@@ -116,13 +126,16 @@ pub async fn handle(
     Ok(())
 }
 
-/// Processes one stored event now.
+/// Processes one stored event now, and pushes the e-mail jobs it staged.
 pub async fn process_event(
     ctx: &JobContext,
     event_id: &str,
     attempt: Attempt,
 ) -> Result<Outcome, JobError> {
-    process_event_at(&ctx.db, &ctx.config.stripe, event_id, attempt, Utc::now()).await
+    let (outcome, staged) =
+        process_staged(&ctx.db, &ctx.config.stripe, event_id, attempt, Utc::now()).await?;
+    outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &staged).await;
+    Ok(outcome)
 }
 
 /// [`process_event`] with an explicit clock (`now` decides access expiry and reminder re-checks).
@@ -133,7 +146,25 @@ pub async fn process_event_at(
     attempt: Attempt,
     now: DateTime<Utc>,
 ) -> Result<Outcome, JobError> {
-    let mut tx = db.begin().await?;
+    // The staged e-mail jobs stay in the outbox: the e-mail sweep pushes them within a minute.
+    Ok(process_staged(db, stripe, event_id, attempt, now).await?.0)
+}
+
+/// [`process_event_at`], returning the e-mail jobs staged in the event's transaction (to push).
+async fn process_staged(
+    db: &PgPool,
+    stripe: &StripeConfig,
+    event_id: &str,
+    attempt: Attempt,
+    now: DateTime<Utc>,
+) -> Result<(Outcome, Vec<Envelope>), JobError> {
+    // Asynchronous commit: the inputs (the event row and its outbox row) were committed durably at
+    // ingest, and applying is idempotent. If PostgreSQL crashed before this commit reached the disk, the
+    // event is `received` again and its outbox row is still open, so the sweep re-drives it; and the
+    // outbox completion after the job, a synchronous commit, flushes this one first (WAL is sequential).
+    let mut tx = db
+        .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+        .await?;
     let row: Option<(String, Option<sqlx::types::Json<Value>>)> =
         sqlx::query_as("SELECT status, payload FROM stripe_events WHERE id = $1 FOR UPDATE")
             .bind(event_id)
@@ -148,7 +179,7 @@ pub async fn process_event_at(
         status.as_str(),
         "processed" | "ignored" | "quarantined" | "unparseable"
     ) {
-        return Ok(Outcome::AlreadyFinal);
+        return Ok((Outcome::AlreadyFinal, Vec::new()));
     }
     let result = match payload {
         Some(payload) => apply_stored(&mut tx, stripe, &payload.0, now).await,
@@ -157,11 +188,11 @@ pub async fn process_event_at(
         ))),
     };
     match result {
-        Ok((outcome, changed_users)) => {
+        Ok((outcome, changed_users, staged)) => {
             mark(&mut tx, event_id, outcome).await?;
             tx.commit().await?;
             access::invalidate_entitlement_cache(&changed_users);
-            Ok(outcome)
+            Ok((outcome, staged))
         }
         Err(err) => {
             tx.rollback().await?;
@@ -176,10 +207,10 @@ async fn apply_stored(
     stripe: &StripeConfig,
     payload: &Value,
     now: DateTime<Utc>,
-) -> Result<(Outcome, Vec<Uuid>), JobError> {
+) -> Result<(Outcome, Vec<Uuid>, Vec<Envelope>), JobError> {
     let event = Event::parse(payload)?;
     if event.livemode != (stripe.mode == StripeMode::Live) {
-        return Ok((Outcome::Quarantined, Vec::new()));
+        return Ok((Outcome::Quarantined, Vec::new(), Vec::new()));
     }
     let mut apply = Apply {
         conn,
@@ -187,9 +218,10 @@ async fn apply_stored(
         event: &event,
         now,
         changed_users: Vec::new(),
+        staged: Vec::new(),
     };
     let outcome = dispatch(&mut apply).await?;
-    Ok((outcome, apply.changed_users))
+    Ok((outcome, apply.changed_users, apply.staged))
 }
 
 async fn dispatch(a: &mut Apply<'_>) -> Result<Outcome, JobError> {

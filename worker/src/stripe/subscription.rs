@@ -2,7 +2,7 @@
 //! reminder and the cancellation e-mail.
 
 use chrono::{DateTime, Utc};
-use mingus_common::billing::email::{self, BillingEmail, keys, templates};
+use mingus_common::billing::email::{BillingEmail, keys, templates};
 use mingus_common::billing::objects::SubscriptionView;
 use mingus_common::billing::{GuardKey, StripeStatus, resolve_plan, should_apply};
 use serde_json::json;
@@ -47,7 +47,7 @@ pub(super) async fn state_changed(a: &mut Apply<'_>) -> Result<(), JobError> {
             dedupe_key: keys::subscription_cancelled(sub_id),
             scheduled_for: a.now,
         };
-        email::queue(a.conn, &mail).await?;
+        a.queue_email(&mail).await?;
     }
     Ok(())
 }
@@ -174,7 +174,7 @@ pub(super) async fn trial_will_end(a: &mut Apply<'_>) -> Result<(), JobError> {
             dedupe_key: keys::trial_ending(sub_id, trial_end),
             scheduled_for: a.now,
         };
-        email::queue(a.conn, &mail).await?;
+        a.queue_email(&mail).await?;
     }
     Ok(())
 }

@@ -4,7 +4,13 @@
 "use strict";
 
 const POLL_MS = 2000;
-const state = { detail: null, search: { q: "", status: "" }, schedules: true };
+// The database panel reads catalog statistics: every 10 s is plenty.
+const DB_POLL_MS = 10000;
+const state = { detail: null, event: null, eventPending: false, search: { q: "", status: "" }, schedules: true };
+// The Stripe events that need an operator, and those a replay leaves alone unless forced (API only).
+const STRIPE_EVENTS_PATH = "/ops/stripe-events?status=failed,unparseable,quarantined&per_page=25";
+const PROTECTED = ["unparseable", "quarantined"];
+const EVENT_STATUSES = ["received", "processed", "ignored", "failed", "unparseable", "quarantined"];
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -56,6 +62,10 @@ function fmtMs(ms) { return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math
 function short(id) { return "…" + String(id).slice(-8); }
 function pill(text) { return el("span", { class: `pill ${text}` }, text); }
 function jobLink(id) { return el("a", { class: "job", href: `#job=${id}`, "data-action": "open-job", "data-job-id": id, title: id }, short(id)); }
+function eventLink(id) {
+  const text = id.length > 28 ? `${id.slice(0, 24)}…` : id;
+  return el("a", { class: "job", href: "#event", "data-action": "open-event", "data-event-id": id, title: id }, text);
+}
 function fill(tbody, rows, emptyId) {
   tbody.replaceChildren(...rows);
   if (emptyId) document.getElementById(emptyId).hidden = rows.length > 0;
@@ -197,6 +207,55 @@ function renderSchedules(data) {
   fill(document.querySelector("#schedules tbody"), rows, "schedules-empty");
 }
 
+function fmtBytes(n) {
+  if (n === null || n === undefined) return "—";
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let i = 0, v = n;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+function renderDb(db) {
+  const states = db.connections.by_state.map((s) => `${s.state} ${s.count}`).join(", ") || "none";
+  const ratio = db.cache_hit_ratio === null ? "—" : `${(db.cache_hit_ratio * 100).toFixed(2)}%`;
+  const facts = [["Database", `${db.database.name} (PostgreSQL ${db.database.server_version})`],
+    ["Connections", `${states} · server ${db.connections.server_total}/${db.connections.max_connections}`],
+    ["This API's pool", `${db.pool.size} open, ${db.pool.idle} idle, max ${db.pool.max}`],
+    ["Cache hit ratio", ratio]];
+  document.getElementById("db-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  fill(document.querySelector("#db-tables tbody"), db.tables.slice(0, 12).map((t) => el("tr", {},
+    el("td", { class: "mono" }, t.table, t.partitioned ? " " : "", t.partitioned ? pill("partitioned") : ""),
+    el("td", { class: "num" }, fmtBytes(t.total_bytes)),
+    el("td", { class: "num" }, fmtBytes(t.index_bytes)),
+    el("td", { class: "num" }, fmtNumber(t.rows_estimate)))));
+  fill(document.querySelector("#db-partitions tbody"), db.partitions.map((p) => el("tr", {},
+    el("td", { class: "mono" }, p.partition),
+    el("td", { class: "mono" }, p.default ? "DEFAULT" : p.bounds.replace("FOR VALUES ", "")),
+    el("td", { class: p.default && p.rows > 0 ? "num bad" : "num", title: p.rows_exact ? "exact" : "estimate" },
+      p.default && !p.rows_exact ? `${fmtNumber(p.rows)}+` : fmtNumber(p.rows)),
+    el("td", { class: "num" }, fmtBytes(p.bytes)))));
+  const waits = db.long_running_transactions.map((t) => el("tr", {},
+    el("td", { class: "num" }, t.pid), el("td", {}, pill("transaction")), el("td", { class: "num" }, fmtAge(t.age_secs)),
+    el("td", {}, [t.state, t.application, t.wait_event].filter(Boolean).join(" · ")),
+    el("td", { class: "mono args" }, t.query || ""))).concat(db.waiting_locks.map((l) => el("tr", {},
+    el("td", { class: "num" }, l.pid), el("td", {}, pill("waiting")), el("td", { class: "num" }, fmtAge(l.waiting_secs)),
+    el("td", {}, `${l.mode} on ${l.relation || l.lock_type}${l.blocked_by.length ? `, blocked by ${l.blocked_by.join(", ")}` : ""}`),
+    el("td", { class: "mono args" }, l.query || ""))));
+  fill(document.querySelector("#db-waits tbody"), waits, "db-waits-empty");
+  const statements = db.slow_statements;
+  const note = document.getElementById("db-statements-unavailable");
+  note.hidden = statements.available;
+  note.textContent = statements.available ? "" : `Unavailable: ${statements.reason}`;
+  document.getElementById("db-statements").hidden = !statements.available;
+  fill(document.querySelector("#db-statements tbody"), statements.items.map((s) => el("tr", {},
+    el("td", { class: "mono args", title: s.query || "" }, s.query || ""),
+    el("td", { class: "num" }, fmtNumber(s.calls)),
+    el("td", { class: "num" }, fmtMs(s.mean_ms)),
+    el("td", { class: "num" }, fmtMs(s.total_ms)),
+    el("td", { class: "num" }, fmtNumber(s.rows)))));
+  document.getElementById("db-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
 function renderDetail(job) {
   const panel = document.getElementById("job-detail");
   document.getElementById("job-title").textContent = `Job ${job.job_id}`;
@@ -228,6 +287,53 @@ function renderDetail(job) {
   panel.hidden = false;
 }
 
+function renderStripe(data) {
+  const counts = EVENT_STATUSES.map((status) => [status, data.counts[status] ?? 0]).map(([status, n]) =>
+    el("span", { class: "count", "data-status": status },
+      pill(status), " ", el("b", {}, n >= data.counts_capped_at ? `${fmtNumber(n)}+` : fmtNumber(n))));
+  document.getElementById("stripe-counts").replaceChildren(...counts);
+  const rows = data.items.map((e) => {
+    const locked = PROTECTED.includes(e.status);
+    const why = `${e.status} events are replayed only through the API with {"force": true}: processing would refuse them again`;
+    return el("tr", { "data-event-id": e.id },
+      el("td", {}, fmtTime(e.received_at)),
+      el("td", {}, eventLink(e.id)),
+      el("td", { class: "mono" }, e.type || "—"),
+      el("td", {}, pill(e.status)),
+      el("td", { class: "num" }, e.attempts),
+      el("td", { class: "error" }, e.last_error || ""),
+      el("td", {}, el("button", { type: "button", class: "small", "data-action": "replay-event", "data-event-id": e.id,
+        disabled: locked, title: locked ? why : "Process this event again" }, "Replay")));
+  });
+  fill(document.querySelector("#stripe-events tbody"), rows, "stripe-empty");
+  document.getElementById("replay-failed").disabled = !data.counts.failed;
+}
+
+// Re-read while the event or its processing job is unfinished, so the panel shows how a replay ended
+// (the ledger records the job just after the event's status changes).
+function renderEvent(e) {
+  state.eventPending = e.status === "received" || (e.job !== null && ["pending", "retrying"].includes(e.job.state));
+  document.getElementById("event-title").textContent = `Stripe event ${e.id}`;
+  const facts = [["Status", pill(e.status)], ["Type", e.type || "—"], ["Attempts", e.attempts],
+    ["Received", fmtTime(e.received_at)], ["Created", fmtTime(e.created)], ["API version", e.api_version || "—"],
+    ["Mode", e.livemode ? "live" : "test"], ["Object", e.object_id ? `${e.object_type || "object"} ${e.object_id}` : "—"],
+    ["Processed", fmtTime(e.processed_at)], ["Last error", el("span", { class: "bad" }, e.last_error || "—")]];
+  if (e.job) facts.push(["Processing job", el("span", {}, jobLink(e.job.job_id), " ", pill(e.job.state))]);
+  document.getElementById("event-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  const parsed = e.payload !== null;
+  document.getElementById("event-body-title").textContent = parsed ? "Payload" : "Raw body (did not parse)";
+  document.getElementById("event-payload").textContent = parsed
+    ? JSON.stringify(e.payload, null, 2)
+    : `${e.raw_body ?? "(no body)"}${e.raw_body_truncated ? "\n… (truncated)" : ""}`;
+  document.getElementById("event-detail").hidden = false;
+}
+
+function replayed(what, result) {
+  const more = result.truncated ? " More remain: replay again." : "";
+  const push = result.redis_reachable ? "" : " Redis did not answer: the outbox sweep will push the jobs.";
+  return `${what}: ${result.replayed} event(s) replayed.${more}${push}`;
+}
+
 function runsPath() {
   const params = new URLSearchParams({ per_page: "25" });
   if (state.search.q) params.set("q", state.search.q);
@@ -238,15 +344,21 @@ function runsPath() {
 async function refresh() {
   const status = document.getElementById("live-status");
   try {
-    const [queues, stats, dead, workers, runs] = await Promise.all([
+    const [queues, stats, dead, workers, runs, stripe] = await Promise.all([
       api("GET", "/ops/queues"), api("GET", "/ops/stats"), api("GET", "/ops/dead?per_page=50"),
-      api("GET", "/ops/workers"), api("GET", runsPath())]);
+      api("GET", "/ops/workers"), api("GET", runsPath()), api("GET", STRIPE_EVENTS_PATH)]);
     renderQueues(queues); renderChart(stats); renderDead(dead); renderWorkers(workers); renderRuns(runs);
+    renderStripe(stripe);
     if (state.schedules) {
       try { renderSchedules(await api("GET", "/ops/schedules")); }
       catch (e) { if (e.status === 404) { state.schedules = false; renderSchedules({}); } else throw e; }
     }
+    if (Date.now() - (state.dbAt || 0) >= DB_POLL_MS) {
+      state.dbAt = Date.now();
+      renderDb(await api("GET", "/ops/db"));
+    }
     if (state.detail) renderDetail(await api("GET", `/ops/jobs/${state.detail}`));
+    if (state.event && state.eventPending) renderEvent(await api("GET", `/ops/stripe-events/${encodeURIComponent(state.event)}`));
     status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
     status.className = "live";
   } catch (e) {
@@ -262,6 +374,7 @@ async function poll() {
 
 async function act(button) {
   const action = button.dataset.action, id = button.dataset.jobId, queue = button.dataset.queue;
+  const eventId = button.dataset.eventId, eventPath = `/ops/stripe-events/${encodeURIComponent(eventId)}`;
   try {
     if (action === "pause" || action === "resume") {
       await api("POST", `/ops/queues/${encodeURIComponent(queue)}/${action}`);
@@ -277,6 +390,21 @@ async function act(button) {
       if (!window.confirm("Retry every dead job?")) return;
       const result = await api("POST", "/ops/dead/retry", {});
       flash(`${result.retried} dead job(s) retried.`);
+    } else if (action === "replay-event") {
+      flash(replayed(`Event ${eventId}`, await api("POST", `${eventPath}/replay`)));
+      if (state.event === eventId) renderEvent(await api("GET", eventPath));
+    } else if (action === "replay-failed") {
+      if (!window.confirm("Replay every failed Stripe event?")) return;
+      flash(replayed("Failed events", await api("POST", "/ops/stripe-events/replay", { status: "failed" })));
+    } else if (action === "open-event") {
+      state.event = eventId;
+      renderEvent(await api("GET", eventPath));
+      document.getElementById("event-detail").scrollIntoView({ behavior: "smooth", block: "start" });
+      return;
+    } else if (action === "close-event") {
+      state.event = null;
+      document.getElementById("event-detail").hidden = true;
+      return;
     } else if (action === "run-schedule") {
       await api("POST", `/ops/schedules/${encodeURIComponent(button.dataset.schedule)}/run`);
       flash(`Schedule ${button.dataset.schedule} triggered.`);
