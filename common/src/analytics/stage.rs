@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::Shard;
 use crate::jobs::analytics_jobs::AnalyticsRollupShard;
-use crate::jobs::{Envelope, Job, outbox};
+use crate::jobs::{Envelope, outbox};
 
 /// The shard jobs of `dates` split into `shards`, each with its job id: derived from `parent` when a
 /// fan-out job stages them (stable across its retries), new UUIDv7s otherwise.
@@ -38,27 +38,5 @@ pub async fn stage_shards(
     conn: &mut PgConnection,
     jobs: &[(Uuid, AnalyticsRollupShard)],
 ) -> anyhow::Result<Vec<Envelope>> {
-    let envelopes: Vec<Envelope> = jobs
-        .iter()
-        .map(|(id, job)| outbox::prepare(job, *id))
-        .collect::<Result<_, _>>()?;
-    let ids: Vec<Uuid> = envelopes.iter().map(|e| e.job_id).collect();
-    let args: Vec<sqlx::types::Json<&Envelope>> = envelopes.iter().map(sqlx::types::Json).collect();
-    let staged: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO job_outbox (job_id, queue, kind, args, max_attempts, created_at)
-         SELECT id, $2, $3, a, $4, now() FROM UNNEST($1::uuid[], $5::jsonb[]) AS t(id, a)
-         ON CONFLICT (job_id) DO NOTHING
-         RETURNING job_id",
-    )
-    .bind(&ids)
-    .bind(AnalyticsRollupShard::SPEC.queue.name())
-    .bind(AnalyticsRollupShard::SPEC.kind)
-    .bind(AnalyticsRollupShard::SPEC.max_attempts as i32)
-    .bind(&args)
-    .fetch_all(conn)
-    .await?;
-    Ok(envelopes
-        .into_iter()
-        .filter(|e| staged.contains(&e.job_id))
-        .collect())
+    Ok(outbox::stage_many_absent(conn, jobs).await?)
 }

@@ -317,29 +317,11 @@ pub async fn stage_due(
     if ids.is_empty() {
         return Ok(0);
     }
-    let envelopes: Vec<Envelope> = ids
+    let jobs: Vec<(Uuid, SendEmail)> = ids
         .iter()
-        .map(|id| outbox::prepare(&SendEmail { delivery_id: *id }, *id))
-        .collect::<Result<_, _>>()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let args: Vec<sqlx::types::Json<&Envelope>> = envelopes.iter().map(sqlx::types::Json).collect();
-    let staged: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO job_outbox (job_id, queue, kind, args, max_attempts, created_at)
-         SELECT id, $2, $3, a, $4, now() FROM UNNEST($1::uuid[], $5::jsonb[]) AS t(id, a)
-         ON CONFLICT (job_id) DO NOTHING
-         RETURNING job_id",
-    )
-    .bind(&ids)
-    .bind(SendEmail::SPEC.queue.name())
-    .bind(SendEmail::SPEC.kind)
-    .bind(SendEmail::SPEC.max_attempts as i32)
-    .bind(&args)
-    .fetch_all(pool)
-    .await?;
-    let staged: Vec<Envelope> = envelopes
-        .into_iter()
-        .filter(|e| staged.contains(&e.job_id))
+        .map(|id| (*id, SendEmail { delivery_id: *id }))
         .collect();
+    let staged = outbox::stage_many_absent(pool, &jobs).await?;
     if let Some(enqueuer) = enqueuer {
         outbox::push_after_commit(pool, enqueuer, &staged).await;
     }

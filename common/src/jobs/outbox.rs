@@ -34,6 +34,39 @@ pub async fn stage<J: Job>(
     Ok(envelope)
 }
 
+/// Writes the outbox rows of `jobs` (one statement), skipping ids that already have one, and returns the
+/// envelopes of the rows it wrote, to push after commit. Runs on a connection inside the caller's
+/// transaction or on a pool.
+pub async fn stage_many_absent<'e, J: Job>(
+    executor: impl sqlx::PgExecutor<'e>,
+    jobs: &[(Uuid, J)],
+) -> Result<Vec<Envelope>, sqlx::Error> {
+    let envelopes: Vec<Envelope> = jobs
+        .iter()
+        .map(|(id, job)| prepare(job, *id))
+        .collect::<Result<_, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let ids: Vec<Uuid> = envelopes.iter().map(|e| e.job_id).collect();
+    let args: Vec<sqlx::types::Json<&Envelope>> = envelopes.iter().map(sqlx::types::Json).collect();
+    let staged: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO job_outbox (job_id, queue, kind, args, max_attempts, created_at)
+         SELECT id, $2, $3, a, $4, now() FROM UNNEST($1::uuid[], $5::jsonb[]) AS t(id, a)
+         ON CONFLICT (job_id) DO NOTHING
+         RETURNING job_id",
+    )
+    .bind(&ids)
+    .bind(J::SPEC.queue.name())
+    .bind(J::SPEC.kind)
+    .bind(J::SPEC.max_attempts as i32)
+    .bind(&args)
+    .fetch_all(executor)
+    .await?;
+    Ok(envelopes
+        .into_iter()
+        .filter(|e| staged.contains(&e.job_id))
+        .collect())
+}
+
 /// The envelope of an outbox-backed job, for callers that write the outbox row in a statement of their
 /// own (e.g. one `WITH … INSERT` together with the business row, with the columns of [`OUTBOX_COLUMNS`]).
 pub fn prepare<J: Job>(job: &J, job_id: Uuid) -> Result<Envelope, serde_json::Error> {
