@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router(state.clone()))
         .merge(crate::webhooks::router())
         .merge(crate::unsubscribe::router())
+        .merge(crate::v1::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod ops;
 mod state;
 mod unsubscribe;
+pub mod v1;
 pub mod webhooks;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use mingus_common::{Config, cache, db};
 use tokio::net::TcpListener;
 
@@ -32,6 +34,12 @@ pub fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     let enqueuer =
         mingus_common::jobs::Enqueuer::new(redis.clone(), config.redis.key_prefix.clone());
     let ingest = webhooks::batch::IngestBatcher::new(db.clone(), enqueuer.clone());
+    let entitlements = mingus_common::entitlements::Entitlements::new(
+        db.clone(),
+        redis.clone(),
+        &config.redis.key_prefix,
+    );
+    let v1 = v1::V1State::new(db.clone(), redis.clone());
     Ok(AppState {
         config,
         db,
@@ -40,6 +48,8 @@ pub fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         ingest,
         metrics: metrics::ApiMetrics::new(),
         ops: ops::OpsState::default(),
+        entitlements,
+        v1,
     })
 }
 
@@ -68,6 +78,13 @@ pub async fn serve(
         );
     }
     tracing::info!(%addr, "mingus-api listening on http://{addr}");
+    // Responses go out as soon as they are written: without TCP_NODELAY a response that leaves in two
+    // segments waits for the client's delayed ACK (~40 ms) before its second part.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, router(state).into_make_service())
         .with_graceful_shutdown(shutdown)
         .await

@@ -18,4 +18,8 @@ pub struct AppState {
     pub ops: crate::ops::OpsState,
     /// Group commit of webhook deliveries.
     pub ingest: crate::webhooks::batch::IngestBatcher,
+    /// Feature access and plan limits (cached in Redis): the API-key gate and tier rate limits.
+    pub entitlements: mingus_common::entitlements::Entitlements,
+    /// The `/v1` API's rate limiter and API-key use recorder.
+    pub v1: crate::v1::V1State,
 }

@@ -1,6 +1,8 @@
 //! Redis connections for job queues and caches.
 
+use redis::IntoConnectionInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::io::tcp::TcpSettings;
 use secrecy::ExposeSecret;
 
 use crate::config::RedisConfig;
@@ -14,14 +16,25 @@ fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
         .set_max_delay(std::time::Duration::from_secs(2))
 }
 
+/// The client, with TCP_NODELAY: commands of concurrent tasks share one multiplexed connection, and
+/// without it each write waits for the ACK of the previous one (Nagle).
+fn client(config: &RedisConfig) -> redis::RedisResult<redis::Client> {
+    let info = config
+        .url
+        .expose_secret()
+        .into_connection_info()?
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+    redis::Client::open(info)
+}
+
 /// A connection manager that connects on first use and reconnects after Redis restarts.
 pub fn lazy_manager(config: &RedisConfig) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(config.url.expose_secret())?;
+    let client = client(config)?;
     ConnectionManager::new_lazy_with_config(client, manager_config(config))
 }
 
 /// A connection manager that has proved it can connect.
 pub async fn connect(config: &RedisConfig) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(config.url.expose_secret())?;
+    let client = client(config)?;
     ConnectionManager::new_with_config(client, manager_config(config)).await
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod cron;
 pub mod db;
 pub mod email;
+pub mod entitlements;
 pub mod jobs;
 pub mod queue;
 pub mod seed;

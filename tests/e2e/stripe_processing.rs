@@ -4,6 +4,7 @@
 
 mod event_types;
 mod failures;
+mod guard_sql;
 mod payments;
 mod stream;
 

@@ -3,6 +3,7 @@
 mod app;
 mod database;
 mod env;
+pub mod frontend;
 mod process;
 pub mod smtp;
 pub mod stripe;

@@ -106,7 +106,7 @@ impl QueueRunner {
     async fn settle(&self, envelope: &Envelope, outcome: &Outcome) -> anyhow::Result<()> {
         match outcome {
             Outcome::Succeeded => {
-                if envelope.outbox {
+                if envelope.outbox && !handlers::settles_own_outbox(&envelope.kind) {
                     outbox::complete(&self.ctx.db, envelope.job_id, "succeeded").await?;
                 }
             }

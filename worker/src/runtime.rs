@@ -98,6 +98,8 @@ impl WorkerRuntime {
             .await
             .context("cannot connect to REDIS_URL")?;
         let enqueuer = Enqueuer::new(redis.clone(), config.redis.key_prefix.clone());
+        // Stripe processing and the billing sweeps evict cached entitlements after their commits.
+        mingus_common::entitlements::evict::install(redis.clone(), &config.redis.key_prefix);
         let mailer = mingus_common::email::smtp::Mailer::new(&config.email)
             .context("invalid e-mail settings (SMTP_URL, SMTP_TLS_CA_FILE)")?;
         Ok(WorkerRuntime {

@@ -14,7 +14,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use mingus_common::jobs::catalog::ProcessStripeEvent;
 use mingus_common::jobs::{Envelope, Job, outbox};
-use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::types::Json;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -25,7 +24,7 @@ use mingus_common::jobs::Enqueuer;
 /// Rows per statement; Stripe deliveries are small (a few KiB).
 const MAX_BATCH: usize = 128;
 /// Batches in flight at once (each holds one pool connection while it commits).
-const FLUSHERS: usize = 4;
+const FLUSHERS: usize = 8;
 /// Deliveries waiting for a flusher before new ones are refused (back-pressure → 503).
 const QUEUE: usize = 4_096;
 /// How long we try to push a batch's jobs; past it the outbox sweep pushes them.
@@ -41,7 +40,8 @@ pub struct EventRow {
     pub created: Option<DateTime<Utc>>,
     pub object_id: Option<String>,
     pub object_type: Option<String>,
-    pub payload: Option<Value>,
+    /// The event as JSON text (stored as JSONB).
+    pub payload: Option<String>,
     pub raw_body: Option<String>,
     pub status: &'static str,
     /// The processing job, for events to process (`received`).
@@ -222,8 +222,6 @@ async fn insert(pool: &PgPool, rows: &[&EventRow]) -> Result<HashSet<String>, sq
     let statuses: Vec<String> = rows.iter().map(|r| r.status.to_owned()).collect();
     let livemodes: Vec<bool> = rows.iter().map(|r| r.livemode).collect();
     let created: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.created).collect();
-    let payloads: Vec<Option<Json<&Value>>> =
-        rows.iter().map(|r| r.payload.as_ref().map(Json)).collect();
     let job_ids: Vec<Option<Uuid>> = rows
         .iter()
         .map(|r| r.envelope.as_ref().map(|e| e.job_id))
@@ -238,13 +236,13 @@ async fn insert(pool: &PgPool, rows: &[&EventRow]) -> Result<HashSet<String>, sq
     let sql = format!(
         "WITH input AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[],
-                                  $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[],
+                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                                   $11::uuid[], $12::jsonb[], $13::timestamptz[])
                AS t(id, type, api_version, livemode, created, object_id, object_type, payload, raw_body,
                     status, job_id, envelope, enqueued_at)
          ), event AS (
              INSERT INTO stripe_events (id, type, api_version, livemode, created, object_id, object_type, payload, raw_body, status, job_id)
-             SELECT id, type, api_version, livemode, created, object_id, object_type, payload, raw_body, status, job_id
+             SELECT id, type, api_version, livemode, created, object_id, object_type, payload::jsonb, raw_body, status, job_id
              FROM input
              ON CONFLICT (id) DO NOTHING
              RETURNING id, job_id
@@ -265,7 +263,7 @@ async fn insert(pool: &PgPool, rows: &[&EventRow]) -> Result<HashSet<String>, sq
         .bind(created)
         .bind(column(|r| r.object_id.clone()))
         .bind(column(|r| r.object_type.clone()))
-        .bind(payloads)
+        .bind(column(|r| r.payload.clone()))
         .bind(column(|r| r.raw_body.clone()))
         .bind(statuses)
         .bind(job_ids)

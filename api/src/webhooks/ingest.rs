@@ -141,11 +141,12 @@ fn classify(body: &[u8], mode: StripeMode) -> EventRow {
         object_type: event["data"]["object"]["object"]
             .as_str()
             .map(|s| s.chars().take(100).collect()),
-        // JSONB cannot hold NUL; rebuilding the tree is only worth it when the body escapes one.
+        // The verified body itself is the payload (no re-serialisation); JSONB cannot hold NUL, so a body
+        // that escapes one is rebuilt without it.
         payload: Some(if contains(body, br"\u0000") {
-            strip_nul(owned)
+            serde_json::to_string(&strip_nul(owned)).unwrap_or_default()
         } else {
-            owned
+            String::from_utf8_lossy(body).into_owned()
         }),
         raw_body: None,
         status: if livemode == expected {

@@ -28,86 +28,36 @@ pub struct Entitlement {
     pub has_access: bool,
 }
 
-const EFFECTIVE_SUBSCRIPTION: &str = "
-    WITH access AS (
-        SELECT plan_tier, ended_at, created_at,
-            CASE
-                WHEN status = 'trial' THEN coalesce(trial_end, current_period_end)
-                WHEN status = 'active' THEN current_period_end
-                WHEN status = 'past_due' AND (stripe_status IS NULL OR stripe_status IN ('past_due', 'active'))
-                    THEN coalesce(grace_until, current_period_end)
-            END AS access_end
-        FROM subscriptions WHERE user_id = $1
-    )
-    SELECT plan_tier,
-        CASE WHEN access_end > $2 THEN access_end ELSE least(coalesce(access_end, ended_at, $2), $2) END,
-        coalesce(access_end > $2, false)
-    FROM access
-    ORDER BY coalesce(access_end > $2, false) DESC,
-        CASE WHEN access_end > $2
-            THEN array_position(ARRAY['essentials', 'professional', 'executive']::text[], plan_tier::text) END
-            DESC NULLS LAST,
-        coalesce(access_end, ended_at) DESC NULLS LAST,
-        created_at DESC
-    LIMIT 1";
-
 /// Recomputes the user's subscription-granted rows as of `now`, in the caller's transaction (serialised
-/// per user). Call [`invalidate_entitlement_cache`] after the transaction commits.
+/// per user by an advisory lock). One server-side call, `mingus_recompute_access` (migration
+/// `…14_stripe_apply`), holds the rules above. Call [`invalidate_entitlement_cache`] after the
+/// transaction commits.
 pub async fn recompute(
     conn: &mut PgConnection,
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Entitlement, sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('entitlements:' || $1::text, 0))")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-    let chosen: Option<(String, DateTime<Utc>, bool)> = sqlx::query_as(EFFECTIVE_SUBSCRIPTION)
+    let (tier, expires_at, has_access): (Option<String>, Option<DateTime<Utc>>, bool) =
+        sqlx::query_as(
+            "SELECT out_tier, out_expires_at, out_has_access FROM mingus_recompute_access($1, $2)",
+        )
         .bind(user_id)
         .bind(now)
-        .fetch_optional(&mut *conn)
+        .fetch_one(conn)
         .await?;
-    let tier = chosen.as_ref().map(|(tier, _, _)| tier.clone());
-    // Grant the tier's features and drop the subscription grants it no longer includes, in one statement:
-    // the two touch disjoint rows (features of the tier vs. features outside it), so neither sub-statement
-    // can see or undo the other's work. Without an effective subscription ($2 NULL) nothing is granted
-    // and every subscription grant goes.
-    sqlx::query(
-        "WITH granted AS (
-             INSERT INTO feature_access (user_id, feature_name, access_level, expires_at, granted_by)
-             SELECT $1, f.key, mingus_access_level(f.value), $3, 'subscription'
-             FROM pricing_tiers t CROSS JOIN LATERAL jsonb_each(t.features) f
-             WHERE t.tier_name = $2
-             ORDER BY f.key
-             ON CONFLICT (user_id, feature_name) DO UPDATE
-                 SET access_level = EXCLUDED.access_level, expires_at = EXCLUDED.expires_at
-                 WHERE feature_access.granted_by = 'subscription'
-                   AND (feature_access.access_level, feature_access.expires_at)
-                       IS DISTINCT FROM (EXCLUDED.access_level, EXCLUDED.expires_at)
-             RETURNING 1
-         )
-         DELETE FROM feature_access fa
-         WHERE fa.user_id = $1 AND fa.granted_by = 'subscription'
-           AND NOT EXISTS (SELECT 1 FROM pricing_tiers t CROSS JOIN LATERAL jsonb_each(t.features) f
-                           WHERE t.tier_name = $2 AND f.key = fa.feature_name)",
-    )
-    .bind(user_id)
-    .bind(&tier)
-    .bind(chosen.as_ref().map(|(_, expires_at, _)| *expires_at))
-    .execute(&mut *conn)
-    .await?;
     Ok(Entitlement {
         tier,
-        expires_at: chosen.as_ref().map(|(_, at, _)| *at),
-        has_access: chosen.is_some_and(|(_, _, access)| access),
+        expires_at,
+        has_access,
     })
 }
 
-/// The entitlement cache invalidation hook: called after a transaction that changed these users'
-/// access has committed. Nothing caches entitlements yet, so it only logs; a cache (e.g. in Redis) adds
-/// its eviction here.
+/// The entitlement cache invalidation hook: call it after a transaction that changed these users'
+/// access has committed. It hands them to the process's evictor (`crate::entitlements::evict`), which
+/// deletes their cached snapshots in Redis.
 pub fn invalidate_entitlement_cache(user_ids: &[Uuid]) {
     if !user_ids.is_empty() {
         tracing::debug!(users = user_ids.len(), "entitlements changed");
+        crate::entitlements::evict::after_commit(user_ids);
     }
 }

@@ -11,6 +11,9 @@
 //! `customer.subscription.created`, which never overrides an equal stored key: a late `created` after
 //! an `updated` of the same second changes nothing. (An event is never applied twice: the event row is
 //! marked processed in the same transaction.)
+//!
+//! The subscription upsert evaluates the same rule in SQL (`mingus_guard_allows`, migration
+//! `…14_stripe_apply`) under the row lock it takes; a test holds the two to the same answers.
 
 use chrono::{DateTime, Utc};
 

@@ -9,6 +9,7 @@
 //! production ([`Environment::Production`]) it stops the process with a message naming the variable.
 
 pub mod email;
+pub mod frontend;
 mod parse;
 mod production;
 mod scheduler;
@@ -118,6 +119,8 @@ pub struct Config {
     /// SMTP, sender, links, unsubscribe and lease settings (`SMTP_URL` and `MAIL_FROM` parsed).
     pub email: email::EmailConfig,
     pub jwt_secret: Option<SecretString>,
+    /// The `/v1` API: JWT audience and the per-user rate limit (`MINGUS_JWT_AUDIENCE`, …).
+    pub frontend: frontend::FrontendConfig,
     pub admin_token: Option<SecretString>,
     pub log_format: LogFormat,
     /// How long a stopping process waits for in-flight work before it exits.
@@ -195,6 +198,7 @@ impl Config {
             mail_from,
             email,
             jwt_secret: vars.optional_secret("MINGUS_JWT_SECRET")?,
+            frontend: frontend::parse(&vars)?,
             admin_token: vars.optional_secret("MINGUS_ADMIN_TOKEN")?,
             log_format: vars.parse_with(
                 "LOG_FORMAT",

@@ -200,3 +200,27 @@ fn an_unknown_queue_in_timeouts_names_its_own_variable() {
     let err = Config::from_vars([("MINGUS_QUEUE_TIMEOUT_SECS", "mail=2")]).unwrap_err();
     assert_eq!(err.variable(), "MINGUS_QUEUE_TIMEOUT_SECS");
 }
+
+#[test]
+fn frontend_api_settings_default_to_supabase_tokens_and_validate_the_user_rate_limit() {
+    let config = Config::from_vars(dev()).unwrap();
+    assert_eq!(config.frontend.jwt_audience, "authenticated");
+    assert_eq!(config.frontend.user_rate_limit_per_hour, 3_600);
+    let config = Config::from_vars([
+        ("MINGUS_JWT_AUDIENCE", "mingus-web"),
+        ("MINGUS_USER_RATE_LIMIT_PER_HOUR", "120"),
+    ])
+    .unwrap();
+    assert_eq!(config.frontend.jwt_audience, "mingus-web");
+    assert_eq!(config.frontend.user_rate_limit_per_hour, 120);
+    for (name, value) in [
+        ("MINGUS_USER_RATE_LIMIT_PER_HOUR", "0"),
+        ("MINGUS_USER_RATE_LIMIT_PER_HOUR", "1000001"),
+        ("MINGUS_USER_RATE_LIMIT_PER_HOUR", "-5"),
+        ("MINGUS_USER_RATE_LIMIT_PER_HOUR", "lots"),
+        ("MINGUS_JWT_AUDIENCE", "two words"),
+    ] {
+        let err = Config::from_vars([(name, value)]).unwrap_err();
+        assert_eq!(err.variable(), name, "{name}={value}: {err}");
+    }
+}

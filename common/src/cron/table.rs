@@ -21,9 +21,6 @@ use crate::queue::Queue;
 /// The cron table of DESIGN §4, for the jobs that exist. One line per schedule: its name (also the
 /// `MINGUS_SCHEDULE_<NAME>` variables), the expression (`sec min hour day-of-month month day-of-week`),
 /// the zone its wall-clock times are read in, and the job built for each tick.
-///
-/// Still to come with its job (add it here when the job kind exists in `jobs::catalog`):
-/// usage-limit reset (`0 0 * * * *`).
 fn default_schedules() -> Result<Vec<Schedule>, super::CronExpressionError> {
     Ok(vec![
         Schedule::new("outbox_sweep", "0 * * * * *", Tz::UTC, |_| {
@@ -58,6 +55,10 @@ fn default_schedules() -> Result<Vec<Schedule>, super::CronExpressionError> {
         })?,
         Schedule::new("partition_maintenance", "0 0 2 * * *", Tz::UTC, |_| {
             crate::jobs::analytics_jobs::PartitionMaintenance::default()
+        })?,
+        // Usage limits reset on each user's own billing anniversary, so the sweep runs hourly.
+        Schedule::new("usage_reset", "0 0 * * * *", Tz::UTC, |_| {
+            catalog::UsageResetSweep {}
         })?,
     ])
 }
@@ -295,7 +296,8 @@ mod tests {
                 "renewal_sweep",
                 "reminder_sweep",
                 "analytics_rollup",
-                "partition_maintenance"
+                "partition_maintenance",
+                "usage_reset"
             ]
         );
         let sweep = table.get("outbox_sweep").unwrap();

@@ -98,6 +98,22 @@ impl Job for ProcessStripeEvent {
     };
 }
 
+/// Opens the new usage period of users whose period rolled over (hourly, `usage` queue); see
+/// [`crate::entitlements::reset`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageResetSweep {}
+
+impl Job for UsageResetSweep {
+    const SPEC: JobSpec = JobSpec {
+        kind: "usage.reset_sweep",
+        queue: Queue::Usage,
+        timeout: Duration::from_secs(600),
+        max_attempts: 3,
+        backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(120)),
+    };
+}
+
 /// Every job kind the workers know, for validation at the edges (ops retry, cron table).
 pub const SPECS: &[JobSpec] = &[
     BenchNoop::SPEC,
@@ -112,6 +128,7 @@ pub const SPECS: &[JobSpec] = &[
     super::analytics_jobs::AnalyticsRollup::SPEC,
     super::analytics_jobs::AnalyticsRollupShard::SPEC,
     super::analytics_jobs::PartitionMaintenance::SPEC,
+    UsageResetSweep::SPEC,
 ];
 
 pub fn spec(kind: &str) -> Option<&'static JobSpec> {

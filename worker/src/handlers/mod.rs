@@ -5,13 +5,14 @@ mod bench;
 mod email;
 mod maintenance;
 mod reconcile;
+mod usage;
 
 use mingus_common::jobs::analytics_jobs::{
     AnalyticsRollup, AnalyticsRollupShard, PartitionMaintenance,
 };
 use mingus_common::jobs::billing_jobs::{RenewalSweep, TrialExpirySweep};
 use mingus_common::jobs::catalog::ProcessStripeEvent;
-use mingus_common::jobs::catalog::{BenchNoop, OutboxSweep, Retention};
+use mingus_common::jobs::catalog::{BenchNoop, OutboxSweep, Retention, UsageResetSweep};
 use mingus_common::jobs::email_jobs::{ReminderSweep, SendEmail};
 use mingus_common::jobs::stripe_jobs::StripeReconcile;
 use mingus_common::jobs::{Envelope, Job};
@@ -54,8 +55,15 @@ pub async fn dispatch(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobEr
         k if k == PartitionMaintenance::SPEC.kind => {
             maintenance::partitions(ctx, args(envelope)?).await
         }
+        k if k == UsageResetSweep::SPEC.kind => usage::reset_sweep(ctx).await,
         other => Err(JobError::Permanent(anyhow::anyhow!(
             "no handler for job kind {other:?}"
         ))),
     }
+}
+
+/// Job kinds whose handler completes the job's outbox row itself, in the transaction of its work (one
+/// commit instead of two); the runtime completes it for every other kind, and for dead letters.
+pub fn settles_own_outbox(kind: &str) -> bool {
+    kind == ProcessStripeEvent::SPEC.kind
 }

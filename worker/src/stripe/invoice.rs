@@ -107,7 +107,7 @@ pub(super) async fn paid(a: &mut Apply<'_>) -> Result<(), JobError> {
         .bind(end)
         .execute(&mut *a.conn)
         .await?;
-        a.recompute_access(sub.user_id).await?;
+        a.access_changed(sub.user_id);
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ use mingus_common::config::stripe::{StripeConfig, StripeMode};
 use mingus_common::jobs::catalog::ProcessStripeEvent;
 use mingus_common::jobs::{Envelope, outbox};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::context::{JobContext, JobError};
@@ -86,12 +86,12 @@ impl Apply<'_> {
             .map(|_| ())
     }
 
-    pub async fn recompute_access(&mut self, user_id: Uuid) -> Result<(), sqlx::Error> {
-        access::recompute(self.conn, user_id, self.now).await?;
+    /// Records that the user's tier or access state changed: the statement that closes the event's
+    /// transaction recomputes their feature access (see [`mark`]).
+    pub fn access_changed(&mut self, user_id: Uuid) {
         if !self.changed_users.contains(&user_id) {
             self.changed_users.push(user_id);
         }
-        Ok(())
     }
 
     /// Queues a billing e-mail (row and job in this transaction); its job is pushed after commit.
@@ -121,19 +121,30 @@ pub async fn handle(
         number: envelope.attempt,
         max_attempts: envelope.max_attempts,
     };
-    let outcome = process_event(ctx, &job.event_id, attempt).await?;
+    // The outbox row is completed in the event's own transaction (see `handlers::settles_own_outbox`).
+    let outbox_job = envelope.outbox.then_some(envelope.job_id);
+    let outcome = process_event(ctx, &job.event_id, outbox_job, attempt).await?;
     tracing::debug!(event_id = %job.event_id, ?outcome, "stripe event done");
     Ok(())
 }
 
-/// Processes one stored event now, and pushes the e-mail jobs it staged.
+/// Processes one stored event now, and pushes the e-mail jobs it staged. `outbox_job` is the outbox row
+/// of the running job: on success it is completed in the event's transaction.
 pub async fn process_event(
     ctx: &JobContext,
     event_id: &str,
+    outbox_job: Option<Uuid>,
     attempt: Attempt,
 ) -> Result<Outcome, JobError> {
-    let (outcome, staged) =
-        process_staged(&ctx.db, &ctx.config.stripe, event_id, attempt, Utc::now()).await?;
+    let (outcome, staged) = process_staged(
+        &ctx.db,
+        &ctx.config.stripe,
+        event_id,
+        outbox_job,
+        attempt,
+        Utc::now(),
+    )
+    .await?;
     outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &staged).await;
     Ok(outcome)
 }
@@ -147,7 +158,9 @@ pub async fn process_event_at(
     now: DateTime<Utc>,
 ) -> Result<Outcome, JobError> {
     // The staged e-mail jobs stay in the outbox: the e-mail sweep pushes them within a minute.
-    Ok(process_staged(db, stripe, event_id, attempt, now).await?.0)
+    Ok(process_staged(db, stripe, event_id, None, attempt, now)
+        .await?
+        .0)
 }
 
 /// [`process_event_at`], returning the e-mail jobs staged in the event's transaction (to push).
@@ -155,32 +168,31 @@ async fn process_staged(
     db: &PgPool,
     stripe: &StripeConfig,
     event_id: &str,
+    outbox_job: Option<Uuid>,
     attempt: Attempt,
     now: DateTime<Utc>,
 ) -> Result<(Outcome, Vec<Envelope>), JobError> {
-    // Asynchronous commit: the inputs (the event row and its outbox row) were committed durably at
-    // ingest, and applying is idempotent. If PostgreSQL crashed before this commit reached the disk, the
-    // event is `received` again and its outbox row is still open, so the sweep re-drives it; and the
-    // outbox completion after the job, a synchronous commit, flushes this one first (WAL is sequential).
-    let mut tx = db
-        .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
-        .await?;
+    // Read without a row lock: the transaction below marks the event only if no one finished it
+    // meanwhile (a concurrent replay of the same event), and rolls back otherwise. A lock here cost a
+    // WAL record on every event to protect against a rare race the conditional mark catches anyway.
+    let mut conn = db.acquire().await?;
     let row: Option<(String, Option<sqlx::types::Json<Value>>)> =
-        sqlx::query_as("SELECT status, payload FROM stripe_events WHERE id = $1 FOR UPDATE")
+        sqlx::query_as("SELECT status, payload FROM stripe_events WHERE id = $1")
             .bind(event_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
     let Some((status, payload)) = row else {
         return Err(JobError::Permanent(anyhow::anyhow!(
             "stripe event {event_id:?} is not stored"
         )));
     };
-    if matches!(
-        status.as_str(),
-        "processed" | "ignored" | "quarantined" | "unparseable"
-    ) {
+    if is_final(&status) {
+        complete_outbox(db, outbox_job).await?;
         return Ok((Outcome::AlreadyFinal, Vec::new()));
     }
+    // One commit per event: the applied state, the event's status and the job's outbox completion are
+    // durable together, or (a crash before the commit) none of them is and the outbox re-drives it.
+    let mut tx = conn.begin().await?;
     let result = match payload {
         Some(payload) => apply_stored(&mut tx, stripe, &payload.0, now).await,
         None => Err(JobError::Permanent(anyhow::anyhow!(
@@ -189,7 +201,19 @@ async fn process_staged(
     };
     match result {
         Ok((outcome, changed_users, staged)) => {
-            mark(&mut tx, event_id, outcome).await?;
+            let closing = Closing {
+                event_id,
+                outcome,
+                outbox_job,
+                changed_users: &changed_users,
+                now,
+            };
+            if !mark(&mut tx, closing).await? {
+                // Someone else finished this event while we applied it: theirs stands.
+                tx.rollback().await?;
+                complete_outbox(db, outbox_job).await?;
+                return Ok((Outcome::AlreadyFinal, Vec::new()));
+            }
             tx.commit().await?;
             access::invalidate_entitlement_cache(&changed_users);
             Ok((outcome, staged))
@@ -200,6 +224,14 @@ async fn process_staged(
             Err(err)
         }
     }
+}
+
+/// Statuses an event never leaves by processing.
+fn is_final(status: &str) -> bool {
+    matches!(
+        status,
+        "processed" | "ignored" | "quarantined" | "unparseable"
+    )
 }
 
 async fn apply_stored(
@@ -245,23 +277,62 @@ async fn dispatch(a: &mut Apply<'_>) -> Result<Outcome, JobError> {
     Ok(Outcome::Processed)
 }
 
-async fn mark(
-    conn: &mut PgConnection,
-    event_id: &str,
+/// What the closing statement of an applied event writes.
+struct Closing<'a> {
+    event_id: &'a str,
     outcome: Outcome,
-) -> Result<(), sqlx::Error> {
-    let status = match outcome {
+    outbox_job: Option<Uuid>,
+    changed_users: &'a [Uuid],
+    now: DateTime<Utc>,
+}
+
+/// The closing statement: recomputes the feature access of the users whose access changed
+/// (`mingus_recompute_access`, in user-id order so two events never take the per-user locks in opposite
+/// orders), completes the job's outbox row and marks the event — one round trip. `false` when the event
+/// reached a final status meanwhile (a concurrent replay finished it): nothing is marked and the caller
+/// rolls back. The update waits for such a concurrent processor's commit and then re-checks the status.
+async fn mark(conn: &mut PgConnection, closing: Closing<'_>) -> Result<bool, sqlx::Error> {
+    let status = match closing.outcome {
         Outcome::Processed | Outcome::AlreadyFinal => "processed",
         Outcome::Ignored => "ignored",
         Outcome::Quarantined => "quarantined",
     };
+    let mut users = closing.changed_users.to_vec();
+    users.sort();
     sqlx::query(
-        "UPDATE stripe_events SET status = $2, processed_at = now(), attempts = attempts + 1, last_error = NULL
-         WHERE id = $1",
+        "WITH access AS (
+             SELECT count(r.*) AS recomputed
+             FROM unnest($4::uuid[]) AS u(id)
+             CROSS JOIN LATERAL mingus_recompute_access(u.id, $5) r
+         ), outbox AS (
+             UPDATE job_outbox SET completed_at = now(), outcome = 'succeeded'
+             WHERE job_id = $3 AND completed_at IS NULL
+         )
+         UPDATE stripe_events SET status = $2, processed_at = now(), attempts = attempts + 1, last_error = NULL
+         WHERE id = $1 AND status NOT IN ('processed', 'ignored', 'quarantined', 'unparseable')
+           AND (SELECT recomputed FROM access) = cardinality($4::uuid[])",
     )
-    .bind(event_id)
+    .bind(closing.event_id)
     .bind(status)
+    .bind(closing.outbox_job)
+    .bind(&users)
+    .bind(closing.now)
     .execute(conn)
+    .await
+    .map(|done| done.rows_affected() == 1)
+}
+
+/// Completes the job's outbox row when the event needed nothing (already final).
+async fn complete_outbox(db: &PgPool, outbox_job: Option<Uuid>) -> Result<(), sqlx::Error> {
+    let Some(job_id) = outbox_job else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE job_outbox SET completed_at = now(), outcome = 'succeeded'
+         WHERE job_id = $1 AND completed_at IS NULL",
+    )
+    .bind(job_id)
+    .execute(db)
     .await
     .map(|_| ())
 }

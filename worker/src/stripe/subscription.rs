@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use mingus_common::billing::email::{BillingEmail, keys, templates};
 use mingus_common::billing::objects::SubscriptionView;
-use mingus_common::billing::{GuardKey, StripeStatus, resolve_plan, should_apply};
+use mingus_common::billing::{StripeStatus, resolve_plan};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -64,32 +64,6 @@ pub(super) async fn apply_state(
     if a.event.kind == "customer.subscription.deleted" && !status.is_terminal() {
         status = StripeStatus::Canceled;
     }
-    a.lock(sub_id).await?;
-    let stored: Option<(Uuid, Option<DateTime<Utc>>, Option<i16>)> = sqlx::query_as(
-        "SELECT user_id, stripe_event_at, stripe_status_rank FROM subscriptions
-         WHERE stripe_subscription_id = $1 FOR UPDATE",
-    )
-    .bind(sub_id)
-    .fetch_optional(&mut *a.conn)
-    .await?;
-    let stored_key = stored.and_then(|(_, at, rank)| GuardKey::stored(at, rank));
-    let is_creation = a.event.kind == "customer.subscription.created";
-    if !should_apply(
-        stored_key,
-        GuardKey::new(a.event.created, status),
-        is_creation,
-    ) {
-        tracing::debug!(subscription = sub_id, event = %a.event.id, "older than the stored state; not applied");
-        return Ok(None);
-    }
-    let user_id = match stored {
-        Some((user_id, _, _)) => user_id,
-        None => a.user_of_customer(customer).await?.ok_or_else(|| {
-            not_yet(format!(
-                "customer {customer} of subscription {sub_id} is not linked to a user yet"
-            ))
-        })?,
-    };
     let plan = resolve_plan(sub.price()?, a.stripe)?;
     let (period_start, period_end) = sub.period()?;
     let (trial_start, trial_end) = sub.trial();
@@ -102,12 +76,19 @@ pub(super) async fn apply_state(
     let ended_at = status
         .is_terminal()
         .then(|| sub.ended_at().unwrap_or(a.event.created));
-    sqlx::query(
-        "INSERT INTO subscriptions (user_id, plan_tier, plan_price, currency, billing_cycle, status,
+    let is_creation = a.event.kind == "customer.subscription.created";
+    // One statement decides and writes: ON CONFLICT takes the row lock and checks the ordering guard
+    // against the latest committed state, so concurrent events of one subscription serialise on the row
+    // (a race of two first events meets at the unique index). A new row belongs to the customer's user.
+    let written: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO subscriptions AS s (user_id, plan_tier, plan_price, currency, billing_cycle, status,
              current_period_start, current_period_end, trial_start, trial_end, cancelled_at, cancel_at_period_end,
              stripe_subscription_id, stripe_price_id, stripe_status, stripe_customer_id, stripe_event_at,
              stripe_status_rank, ended_at, grace_until)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+         SELECT owner.id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
+         FROM (SELECT coalesce((SELECT user_id FROM subscriptions WHERE stripe_subscription_id = $12),
+                               (SELECT id FROM users WHERE stripe_customer_id = $15)) AS id) owner
+         WHERE owner.id IS NOT NULL
          ON CONFLICT (stripe_subscription_id) WHERE stripe_subscription_id IS NOT NULL DO UPDATE SET
              plan_tier = EXCLUDED.plan_tier, plan_price = EXCLUDED.plan_price, currency = EXCLUDED.currency,
              billing_cycle = EXCLUDED.billing_cycle, status = EXCLUDED.status,
@@ -117,9 +98,11 @@ pub(super) async fn apply_state(
              stripe_price_id = EXCLUDED.stripe_price_id, stripe_status = EXCLUDED.stripe_status,
              stripe_customer_id = EXCLUDED.stripe_customer_id, stripe_event_at = EXCLUDED.stripe_event_at,
              stripe_status_rank = EXCLUDED.stripe_status_rank, ended_at = EXCLUDED.ended_at,
-             grace_until = EXCLUDED.grace_until, updated_at = now()",
+             grace_until = EXCLUDED.grace_until, updated_at = now()
+         WHERE mingus_guard_allows(s.stripe_event_at, s.stripe_status_rank,
+                                   EXCLUDED.stripe_event_at, EXCLUDED.stripe_status_rank, $20)
+         RETURNING s.user_id",
     )
-    .bind(user_id)
     .bind(plan.tier.as_str())
     .bind(plan.amount)
     .bind(&plan.currency)
@@ -139,9 +122,25 @@ pub(super) async fn apply_state(
     .bind(status.rank())
     .bind(ended_at)
     .bind(grace_until)
-    .execute(&mut *a.conn)
+    .bind(is_creation)
+    .fetch_optional(&mut *a.conn)
     .await?;
-    a.recompute_access(user_id).await?;
+    let Some(user_id) = written else {
+        let known: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE stripe_subscription_id = $1)",
+        )
+        .bind(sub_id)
+        .fetch_one(&mut *a.conn)
+        .await?;
+        if known {
+            tracing::debug!(subscription = sub_id, event = %a.event.id, "older than the stored state; not applied");
+            return Ok(None);
+        }
+        return Err(not_yet(format!(
+            "customer {customer} of subscription {sub_id} is not linked to a user yet"
+        )));
+    };
+    a.access_changed(user_id);
     Ok(Some(Applied {
         user_id,
         status,

@@ -31,6 +31,16 @@ fn server_url() -> String {
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+fn with_sslmode_disable(url: &str) -> String {
+    if url.contains("sslmode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&sslmode=disable")
+    } else {
+        format!("{url}?sslmode=disable")
+    }
+}
+
 impl Bench {
     pub async fn create() -> anyhow::Result<Self> {
         let server_url = server_url();
@@ -99,7 +109,8 @@ impl Bench {
                 "-f",
             ])
             .arg(&script)
-            .arg(&self.database_url)
+            // The transport the API's pool uses on loopback (`db::connect_options_from_url`: no TLS).
+            .arg(with_sslmode_disable(&self.database_url))
             .output()
             .context("pgbench is installed (postgresql-contrib)")?;
         let _ = std::fs::remove_file(&script);

@@ -1,0 +1,336 @@
+//! Who is calling: `Authorization: Bearer <user JWT>` or `Authorization: Bearer mk_live_…` (an API key).
+//!
+//! [`guard`] runs before every `/v1` handler: it authenticates, checks that an API key's owner still has
+//! `api_access`, applies the rate limits, puts the [`Principal`] into the request, and adds the
+//! rate-limit headers to the response. Handlers take `Principal` as an extractor and call
+//! [`Principal::require`] with the scope they need.
+//!
+//! Refusals: 401 with `WWW-Authenticate: Bearer …` and a code per cause (`credentials_missing`,
+//! `authorization_invalid`, `token_*`, `api_key_invalid|revoked|expired`); 403 `api_access_required` when
+//! a key's owner lost the Executive plan; 403 `insufficient_scope`; 429 `rate_limited` with `Retry-After`.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::jwt;
+use super::keys;
+use super::rate_limit::Bucket;
+use super::scopes::Scope;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A user token; `role` is its Supabase role claim.
+    Jwt { role: String },
+    ApiKey {
+        key_id: Uuid,
+        scopes: Vec<Scope>,
+        rate_limit_per_hour: u32,
+    },
+}
+
+impl Principal {
+    /// A user token may do everything its user may; an API key needs `scope` among its scopes.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        match &self.via {
+            Via::Jwt { .. } => Ok(()),
+            Via::ApiKey { scopes, .. } if scopes.contains(&scope) => Ok(()),
+            Via::ApiKey { .. } => Err(ApiError::client(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("this API key lacks the {scope} scope"),
+            )),
+        }
+    }
+
+    /// Actions that manage credentials need the user themself, not an API key.
+    pub fn require_user_session(&self) -> Result<(), ApiError> {
+        match self.via {
+            Via::Jwt { .. } => Ok(()),
+            Via::ApiKey { .. } => Err(ApiError::client(
+                StatusCode::FORBIDDEN,
+                "user_session_required",
+                "this action needs a user token, not an API key",
+            )),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
+            // Only a route outside the /v1 guard can get here: a wiring bug, not a client error.
+            ApiError::Internal(anyhow::anyhow!(
+                "Principal extracted on a route without the /v1 guard"
+            ))
+        })
+    }
+}
+
+/// A refused authentication, with its `WWW-Authenticate` challenge (RFC 6750).
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// Extra fields of the error object (the entitlement's reason).
+    details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Refusal {
+    fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code,
+            message: message.into(),
+            details: Default::default(),
+        }
+    }
+
+    fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            ..Self::unauthorized(code, message)
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        error.as_object_mut().expect("object").extend(self.details);
+        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // No error attribute when no credentials were sent at all (RFC 6750 §3.1).
+            let challenge = if self.code == "credentials_missing" {
+                r#"Bearer realm="mingus""#.to_owned()
+            } else {
+                format!(
+                    r#"Bearer realm="mingus", error="invalid_token", error_description="{}""#,
+                    self.code
+                )
+            };
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        response
+    }
+}
+
+enum Failure {
+    Refused(Refusal),
+    Error(ApiError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(err: ApiError) -> Self {
+        Failure::Error(err)
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Self {
+        Failure::Refused(refusal)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Failure::Refused(refusal) => refusal.into_response(),
+            Failure::Error(err) => err.into_response(),
+        }
+    }
+}
+
+/// The middleware of every `/v1` route.
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let now = Utc::now();
+    let (principal, buckets) = match authenticate(&state, request.headers(), now).await {
+        Ok(found) => found,
+        Err(failure) => return failure.into_response(),
+    };
+    let decision = state.v1.limiter.admit(&buckets).await;
+    if let Some(decision) = decision.filter(|d| !d.admitted) {
+        let mut response = ApiError::client(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "rate limit of {} calls per hour reached; retry in {} s",
+                decision.limit, decision.retry_after_secs
+            ),
+        )
+        .into_response();
+        decision.apply(response.headers_mut());
+        return response;
+    }
+    if let Via::ApiKey { key_id, .. } = principal.via {
+        state.v1.last_used.touch(key_id, now);
+    }
+    request.extensions_mut().insert(principal);
+    let mut response = next.run(request).await;
+    if let Some(decision) = decision {
+        decision.apply(response.headers_mut());
+    }
+    response
+}
+
+/// The caller and the rate-limit buckets their call counts against.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: DateTime<Utc>,
+) -> Result<(Principal, Vec<Bucket>), Failure> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(Refusal::unauthorized(
+            "credentials_missing",
+            "send Authorization: Bearer <user token or API key>",
+        )
+        .into());
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Refusal::unauthorized(
+                "authorization_invalid",
+                "the Authorization header must be \"Bearer <user token or API key>\"",
+            )
+        })?;
+    if token.starts_with("mk_") {
+        return api_key(state, token, now).await;
+    }
+    let principal = user_token(state, token, now)?;
+    let limit = state.config.frontend.user_rate_limit_per_hour;
+    let prefix = &state.config.redis.key_prefix;
+    let buckets = vec![Bucket::user(prefix, principal.user_id, limit.into())];
+    Ok((principal, buckets))
+}
+
+fn user_token(state: &AppState, token: &str, now: DateTime<Utc>) -> Result<Principal, Failure> {
+    let Some(secret) = state.config.jwt_secret.as_ref() else {
+        return Err(ApiError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "jwt_disabled",
+            "user tokens cannot be checked: MINGUS_JWT_SECRET is not configured",
+        )
+        .into());
+    };
+    let audience = &state.config.frontend.jwt_audience;
+    let claims = jwt::verify(
+        token,
+        secret.expose_secret().as_bytes(),
+        audience,
+        now.timestamp(),
+    )
+    .map_err(|err| Refusal::unauthorized(err.code(), err.message()))?;
+    Ok(Principal {
+        user_id: claims.user_id,
+        via: Via::Jwt { role: claims.role },
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: Uuid,
+    user_id: Uuid,
+    api_key_hash: String,
+    permissions: serde_json::Value,
+    rate_limit_per_hour: i32,
+    expires_at: Option<DateTime<Utc>>,
+    is_active: bool,
+}
+
+/// An API key's principal, and its buckets: the key's own, and its owner's tier (unless unlimited).
+async fn api_key(
+    state: &AppState,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(Principal, Vec<Bucket>), Failure> {
+    let invalid = || Refusal::unauthorized("api_key_invalid", "unknown API key");
+    if !keys::well_formed(token) {
+        return Err(invalid().into());
+    }
+    let hash = keys::hash(token);
+    let row: Option<KeyRow> = sqlx::query_as(
+        "SELECT id, user_id, api_key_hash, permissions, rate_limit_per_hour, expires_at, is_active
+         FROM api_keys WHERE api_key_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(&state.db)
+    .await
+    .map_err(super::db_error)?;
+    // The index found the row by hash; comparing again in constant time costs nothing.
+    let row = row
+        .filter(|r| bool::from(r.api_key_hash.as_bytes().ct_eq(hash.as_bytes())))
+        .ok_or_else(invalid)?;
+    if !row.is_active {
+        return Err(
+            Refusal::unauthorized("api_key_revoked", "this API key has been revoked").into(),
+        );
+    }
+    if row.expires_at.is_some_and(|at| at <= now) {
+        return Err(Refusal::unauthorized("api_key_expired", "this API key has expired").into());
+    }
+    let check = state
+        .entitlements
+        .check(row.user_id, super::API_ACCESS, now)
+        .await
+        .map_err(super::dependency_error)?;
+    if !check.access {
+        let mut refusal = Refusal::forbidden(
+            "api_access_required",
+            "the key's owner no longer has a plan with API access",
+        );
+        refusal.details = super::check_details(&check);
+        return Err(refusal.into());
+    }
+    let snapshot = state
+        .entitlements
+        .snapshot(row.user_id, now)
+        .await
+        .map_err(super::dependency_error)?;
+    let tier_limit = snapshot
+        .limits
+        .get(super::API_CALLS_PER_HOUR)
+        .and_then(serde_json::Value::as_i64)
+        .and_then(|limit| u64::try_from(limit).ok());
+    let rate_limit_per_hour = u32::try_from(row.rate_limit_per_hour).unwrap_or(1);
+    let prefix = &state.config.redis.key_prefix;
+    let mut buckets = vec![Bucket::api_key(prefix, row.id, rate_limit_per_hour.into())];
+    buckets.extend(tier_limit.map(|limit| Bucket::tier(prefix, row.user_id, limit)));
+    let principal = Principal {
+        user_id: row.user_id,
+        via: Via::ApiKey {
+            key_id: row.id,
+            scopes: Scope::from_permissions(&row.permissions),
+            rate_limit_per_hour,
+        },
+    };
+    Ok((principal, buckets))
+}

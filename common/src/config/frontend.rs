@@ -1,0 +1,44 @@
+//! Settings of the frontend API (`/v1`): the audience user tokens must carry and the hourly rate limit of
+//! calls made with a user token (API keys carry their own limit, and their tier's).
+
+use super::ConfigError;
+use super::parse::Vars;
+
+/// Supabase issues user tokens with `aud = "authenticated"`.
+pub const DEFAULT_JWT_AUDIENCE: &str = "authenticated";
+/// One call a second on average, with the whole hour's budget available as a burst.
+pub const DEFAULT_USER_RATE_LIMIT_PER_HOUR: u32 = 3_600;
+/// The same ceiling as `api_keys.rate_limit_per_hour`'s CHECK.
+pub const MAX_RATE_LIMIT_PER_HOUR: u32 = 1_000_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendConfig {
+    /// `MINGUS_JWT_AUDIENCE`: the `aud` a user token must name (one of them, when it is a list).
+    pub jwt_audience: String,
+    /// `MINGUS_USER_RATE_LIMIT_PER_HOUR`: calls per user and hour made with a user token (JWT).
+    pub user_rate_limit_per_hour: u32,
+}
+
+pub(super) fn parse(vars: &Vars<'_>) -> Result<FrontendConfig, ConfigError> {
+    let jwt_audience = vars.string("MINGUS_JWT_AUDIENCE", DEFAULT_JWT_AUDIENCE)?;
+    if jwt_audience.chars().any(char::is_whitespace) {
+        return Err(ConfigError::invalid(
+            "MINGUS_JWT_AUDIENCE",
+            "must not contain spaces",
+        ));
+    }
+    let user_rate_limit_per_hour = vars.parse(
+        "MINGUS_USER_RATE_LIMIT_PER_HOUR",
+        DEFAULT_USER_RATE_LIMIT_PER_HOUR,
+    )?;
+    if !(1..=MAX_RATE_LIMIT_PER_HOUR).contains(&user_rate_limit_per_hour) {
+        return Err(ConfigError::invalid(
+            "MINGUS_USER_RATE_LIMIT_PER_HOUR",
+            format!("must be between 1 and {MAX_RATE_LIMIT_PER_HOUR}"),
+        ));
+    }
+    Ok(FrontendConfig {
+        jwt_audience,
+        user_rate_limit_per_hour,
+    })
+}

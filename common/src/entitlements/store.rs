@@ -1,0 +1,169 @@
+//! The database side: a user's snapshot, and usage counters (never cached).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{Grant, GrantSource, Snapshot, UnknownUser};
+
+type PlanRow = (
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<Json<Map<String, Value>>>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
+type GrantRow = (
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    String,
+    Option<Json<Map<String, Value>>>,
+);
+
+/// The user's plan at `now`, read from the database (two statements, no transaction needed: each
+/// invalidation that follows a change makes a later read see it).
+pub(super) async fn load(
+    pool: &PgPool,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Snapshot> {
+    let plan: Option<PlanRow> = sqlx::query_as(
+        "SELECT e.plan_tier::text, e.status::text, e.access_end, t.limits,
+                a.anchor, p.period_start, p.period_end
+         FROM users u
+         LEFT JOIN LATERAL mingus_effective_subscription(u.id, $2) e ON true
+         LEFT JOIN pricing_tiers t ON t.tier_name = e.plan_tier
+         CROSS JOIN LATERAL (SELECT coalesce(mingus_billing_anchor(e.current_period_start, e.current_period_end), u.created_at)) a(anchor)
+         CROSS JOIN LATERAL mingus_usage_period(a.anchor, $2) p
+         WHERE u.id = $1",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    let Some((tier, status, access_ends_at, limits, anchor, period_start, period_end)) = plan
+    else {
+        return Err(UnknownUser(user_id).into());
+    };
+    // Promotion and admin grants carry the limits of the cheapest tier that includes the feature.
+    let rows: Vec<GrantRow> = sqlx::query_as(
+        "SELECT fa.feature_name::text, fa.access_level::text, fa.expires_at, fa.granted_by::text,
+                CASE WHEN fa.granted_by <> 'subscription' THEN
+                    (SELECT t.limits FROM pricing_tiers t
+                     WHERE mingus_access_level(t.features -> fa.feature_name) <> 'none'
+                     ORDER BY t.monthly_price LIMIT 1)
+                END
+         FROM feature_access fa WHERE fa.user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    let grants: BTreeMap<String, Grant> = rows
+        .into_iter()
+        .map(|(feature, level, expires_at, source, entry_limits)| {
+            let source = match source.as_str() {
+                "promotion" => GrantSource::Promotion,
+                "admin" => GrantSource::Admin,
+                _ => GrantSource::Subscription,
+            };
+            let grant = Grant {
+                level,
+                expires_at,
+                source,
+                entry_limits: entry_limits.map(|json| json.0),
+            };
+            (feature, grant)
+        })
+        .collect();
+    Ok(Snapshot::new(
+        Plan {
+            tier,
+            status,
+            access_ends_at,
+            limits: limits.map(|json| json.0).unwrap_or_default(),
+            usage_anchor: anchor,
+            period_start,
+            period_end,
+        },
+        grants,
+        now,
+    ))
+}
+
+/// What the plan query read, before the grants join it.
+pub(super) struct Plan {
+    pub tier: Option<String>,
+    pub status: Option<String>,
+    pub access_ends_at: Option<DateTime<Utc>>,
+    pub limits: Map<String, Value>,
+    pub usage_anchor: DateTime<Utc>,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+}
+
+/// Units of `metric` used in the usage period (of `anchor`) that contains `now`, and when it ends.
+pub(super) async fn usage(
+    pool: &PgPool,
+    user_id: Uuid,
+    metric: &str,
+    anchor: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(i64, DateTime<Utc>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT coalesce((SELECT c.used FROM usage_counters c
+                          WHERE c.user_id = $1 AND c.metric = $2 AND c.period_start = p.period_start), 0),
+                p.period_end
+         FROM mingus_usage_period($3, $4) p",
+    )
+    .bind(user_id)
+    .bind(metric)
+    .bind(anchor)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+}
+
+/// Adds `amount` to the counter of the current period if the total stays within `limit` (`None` =
+/// unlimited), in one statement: concurrent consumers serialise on the counter row (`ON CONFLICT DO
+/// UPDATE` re-checks its `WHERE` against the latest committed version), so at most `limit` units are
+/// ever granted. Returns the new total, or `None` when refused, and the end of the period.
+pub(super) async fn try_consume(
+    pool: &PgPool,
+    user_id: Uuid,
+    metric: &str,
+    amount: i64,
+    limit: Option<i64>,
+    anchor: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(Option<i64>, DateTime<Utc>), sqlx::Error> {
+    sqlx::query_as(
+        "WITH period AS (SELECT period_start, period_end FROM mingus_usage_period($5, $6)),
+         counted AS (
+             INSERT INTO usage_counters AS c (user_id, metric, period_start, period_end, used, limit_at_last_use)
+             SELECT $1, $2, p.period_start, p.period_end, $3, $4 FROM period p
+             WHERE $4::bigint IS NULL OR $3 <= $4::bigint
+             ON CONFLICT (user_id, metric, period_start) DO UPDATE
+                 SET used = c.used + EXCLUDED.used, limit_at_last_use = EXCLUDED.limit_at_last_use,
+                     updated_at = now()
+                 WHERE $4::bigint IS NULL OR c.used + EXCLUDED.used <= $4::bigint
+             RETURNING c.used
+         )
+         SELECT (SELECT used FROM counted), p.period_end FROM period p",
+    )
+    .bind(user_id)
+    .bind(metric)
+    .bind(amount)
+    .bind(limit)
+    .bind(anchor)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+}

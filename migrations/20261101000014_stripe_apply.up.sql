@@ -1,0 +1,72 @@
+-- Server-side parts of applying a Stripe event, each replacing several client round trips inside every
+-- event's transaction: the access recompute (see `billing::access`) and the subscription ordering guard.
+
+-- The recompute of a user's subscription-granted `feature_access` rows. Each statement of a PL/pgSQL
+-- function takes a fresh snapshot (READ COMMITTED), so the choice below sees every subscription committed
+-- before the per-user lock was granted.
+CREATE FUNCTION mingus_recompute_access(p_user_id uuid, p_now timestamptz,
+    OUT out_tier text, OUT out_expires_at timestamptz, OUT out_has_access boolean)
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('entitlements:' || p_user_id::text, 0));
+    -- The effective subscription: one granting access now (the highest tier if several do), else the one
+    -- whose access ended last. Without access, rows expire when access ended, never later than now.
+    SELECT a.plan_tier::text,
+        CASE WHEN a.access_end > p_now THEN a.access_end
+             ELSE least(coalesce(a.access_end, a.ended_at, p_now), p_now) END,
+        coalesce(a.access_end > p_now, false)
+    INTO out_tier, out_expires_at, out_has_access
+    FROM (
+        SELECT s.plan_tier, s.ended_at, s.created_at,
+            CASE
+                WHEN s.status = 'trial' THEN coalesce(s.trial_end, s.current_period_end)
+                WHEN s.status = 'active' THEN s.current_period_end
+                WHEN s.status = 'past_due' AND (s.stripe_status IS NULL OR s.stripe_status IN ('past_due', 'active'))
+                    THEN coalesce(s.grace_until, s.current_period_end)
+            END AS access_end
+        FROM subscriptions s WHERE s.user_id = p_user_id
+    ) a
+    ORDER BY coalesce(a.access_end > p_now, false) DESC,
+        CASE WHEN a.access_end > p_now
+            THEN array_position(ARRAY['essentials', 'professional', 'executive']::text[], a.plan_tier::text) END
+            DESC NULLS LAST,
+        coalesce(a.access_end, a.ended_at) DESC NULLS LAST,
+        a.created_at DESC
+    LIMIT 1;
+    out_has_access := coalesce(out_has_access, false);
+    -- Grant the tier's features and drop the subscription grants it no longer includes, in one statement:
+    -- the two touch disjoint rows, so neither sub-statement can see or undo the other's work. Without an
+    -- effective subscription (out_tier NULL) nothing is granted and every subscription grant goes. Rows
+    -- granted by promotions or admins win the unique (user_id, feature_name) and are never touched.
+    WITH granted AS (
+        INSERT INTO feature_access AS fa (user_id, feature_name, access_level, expires_at, granted_by)
+        SELECT p_user_id, f.key, mingus_access_level(f.value), out_expires_at, 'subscription'
+        FROM pricing_tiers t CROSS JOIN LATERAL jsonb_each(t.features) f
+        WHERE t.tier_name = out_tier
+        ORDER BY f.key
+        ON CONFLICT (user_id, feature_name) DO UPDATE
+            SET access_level = EXCLUDED.access_level, expires_at = EXCLUDED.expires_at
+            WHERE fa.granted_by = 'subscription'
+              AND (fa.access_level, fa.expires_at) IS DISTINCT FROM (EXCLUDED.access_level, EXCLUDED.expires_at)
+        RETURNING 1
+    )
+    DELETE FROM feature_access fa
+    WHERE fa.user_id = p_user_id AND fa.granted_by = 'subscription'
+      AND NOT EXISTS (SELECT 1 FROM pricing_tiers t CROSS JOIN LATERAL jsonb_each(t.features) f
+                      WHERE t.tier_name = out_tier AND f.key = fa.feature_name);
+END
+$$;
+
+-- The ordering guard of `billing::guard::should_apply`, for the subscription upsert's ON CONFLICT clause
+-- (the upsert then decides and writes under the row lock it takes, in one statement): an incoming state
+-- replaces the stored one when no Stripe state was stored yet, or when its (event second, status rank) is
+-- not older — strictly newer for a `customer.subscription.created`. A stored NULL rank counts as lowest.
+CREATE FUNCTION mingus_guard_allows(stored_at timestamptz, stored_rank smallint,
+    incoming_at timestamptz, incoming_rank smallint, is_creation boolean) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT stored_at IS NULL
+        OR (incoming_at, incoming_rank) > (stored_at, coalesce(stored_rank, (-32768)::smallint))
+        OR (NOT is_creation AND (incoming_at, incoming_rank) = (stored_at, coalesce(stored_rank, (-32768)::smallint)))
+    $$;
