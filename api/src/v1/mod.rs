@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod extract;
+pub mod features;
 pub mod jwt;
 pub mod keys;
 pub mod last_used;
@@ -17,7 +18,7 @@ pub mod scopes;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use mingus_common::entitlements::FeatureCheck;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -41,6 +42,7 @@ pub const API_CALLS_PER_HOUR: &str = "api_calls_per_hour";
 pub struct V1State {
     pub limiter: rate_limit::RateLimiter,
     pub last_used: last_used::LastUsed,
+    pub features: features::Catalogue,
 }
 
 impl V1State {
@@ -48,6 +50,7 @@ impl V1State {
         Self {
             limiter: rate_limit::RateLimiter::new(redis),
             last_used: last_used::LastUsed::new(db),
+            features: features::Catalogue::default(),
         }
     }
 }
@@ -56,6 +59,8 @@ pub fn router(state: AppState) -> Router<AppState> {
     let protected = Router::new()
         .route("/v1/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/v1/api-keys/{id}", delete(api_keys::revoke))
+        .route("/v1/features", get(features::list))
+        .route("/v1/features/{feature}", get(features::one))
         .route_layer(from_fn_with_state(state, auth::guard));
     protected.layer(DefaultBodyLimit::max(MAX_BODY))
 }

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod auth;
+mod features;
 mod rate_limit;
 
 use std::time::Duration;

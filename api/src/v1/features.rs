@@ -1,0 +1,88 @@
+//! `GET /v1/features` and `GET /v1/features/{feature}`: the entitlement answer for the caller — access,
+//! the reason when refused, tier, access level, usage, limit and when the usage resets.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio::sync::RwLock;
+
+use super::{PathParam, Principal, Scope};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long the catalogue of feature names (from `pricing_tiers`) is reused before it is read again.
+const CATALOGUE_TTL: Duration = Duration::from_secs(60);
+
+/// The feature names any tier offers, read from `pricing_tiers` at most once a minute per process, so a
+/// check costs no database round trip when the user's entitlements are cached.
+#[derive(Clone, Default)]
+pub struct Catalogue {
+    names: Arc<RwLock<Option<Loaded>>>,
+}
+
+/// The names and when they were read.
+type Loaded = (Instant, Arc<BTreeSet<String>>);
+
+impl Catalogue {
+    async fn names(&self, state: &AppState) -> Result<Arc<BTreeSet<String>>, ApiError> {
+        if let Some((read_at, names)) = self.names.read().await.as_ref()
+            && read_at.elapsed() < CATALOGUE_TTL
+        {
+            return Ok(names.clone());
+        }
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT f FROM pricing_tiers, jsonb_object_keys(features) AS f ORDER BY f",
+        )
+        .fetch_all(&state.db)
+        .await
+        .map_err(super::db_error)?;
+        let names = Arc::new(rows.into_iter().collect::<BTreeSet<_>>());
+        *self.names.write().await = Some((Instant::now(), names.clone()));
+        Ok(names)
+    }
+}
+
+/// Every feature of the catalogue, checked for the caller.
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::FeaturesRead)?;
+    let names = state.v1.features.names(&state).await?;
+    let now = Utc::now();
+    let mut checks = Vec::with_capacity(names.len());
+    for name in names.iter() {
+        let check = state
+            .entitlements
+            .check(principal.user_id, name, now)
+            .await
+            .map_err(super::dependency_error)?;
+        checks.push(check);
+    }
+    Ok(Json(json!({ "features": checks })))
+}
+
+/// One feature, checked for the caller; 404 for a name no tier offers.
+pub async fn one(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParam(feature): PathParam<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::FeaturesRead)?;
+    if !state.v1.features.names(&state).await?.contains(&feature) {
+        return Err(ApiError::not_found(format!(
+            "no feature named {feature:?}; GET /v1/features lists them"
+        )));
+    }
+    let check = state
+        .entitlements
+        .check(principal.user_id, &feature, Utc::now())
+        .await
+        .map_err(super::dependency_error)?;
+    Ok(Json(json!(check)))
+}
