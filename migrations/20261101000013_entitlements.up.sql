@@ -1,12 +1,13 @@
 -- Entitlements and metered usage (issue 5): usage counters per billing period, the SQL that decides a
--- user's usage period (their own billing anniversary), and change notifications for the entitlement cache.
+-- user's usage period (their own billing anniversary) and the effective subscription.
 
 -- The subscription that decides a user's access at `p_at`: one granting access now (the highest tier if
--- several do), else the one whose access ended last. Same rules as `billing::access::recompute`.
+-- several do), else the one whose access ended last: the rules of `billing::access`, used by the access
+-- recompute (`mingus_recompute_access`, …14) and by entitlement checks.
 CREATE FUNCTION mingus_effective_subscription(p_user_id uuid, p_at timestamptz)
     RETURNS TABLE (id uuid, plan_tier varchar, status varchar, stripe_status varchar,
                    current_period_start timestamptz, current_period_end timestamptz,
-                   access_end timestamptz, has_access boolean)
+                   access_end timestamptz, has_access boolean, ended_at timestamptz)
     LANGUAGE sql STABLE
     AS $$
     WITH access AS (
@@ -21,7 +22,7 @@ CREATE FUNCTION mingus_effective_subscription(p_user_id uuid, p_at timestamptz)
         FROM subscriptions s WHERE s.user_id = p_user_id
     )
     SELECT a.id, a.plan_tier, a.status, a.stripe_status, a.current_period_start, a.current_period_end,
-        a.access_end, coalesce(a.access_end > p_at, false)
+        a.access_end, coalesce(a.access_end > p_at, false), a.ended_at
     FROM access a
     ORDER BY coalesce(a.access_end > p_at, false) DESC,
         CASE WHEN a.access_end > p_at

@@ -10,30 +10,13 @@ CREATE FUNCTION mingus_recompute_access(p_user_id uuid, p_now timestamptz,
     AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('entitlements:' || p_user_id::text, 0));
-    -- The effective subscription: one granting access now (the highest tier if several do), else the one
-    -- whose access ended last. Without access, rows expire when access ended, never later than now.
-    SELECT a.plan_tier::text,
-        CASE WHEN a.access_end > p_now THEN a.access_end
-             ELSE least(coalesce(a.access_end, a.ended_at, p_now), p_now) END,
-        coalesce(a.access_end > p_now, false)
+    -- The effective subscription (…13). Without access, rows expire when access ended, never later than now.
+    SELECT e.plan_tier::text,
+        CASE WHEN e.has_access THEN e.access_end
+             ELSE least(coalesce(e.access_end, e.ended_at, p_now), p_now) END,
+        e.has_access
     INTO out_tier, out_expires_at, out_has_access
-    FROM (
-        SELECT s.plan_tier, s.ended_at, s.created_at,
-            CASE
-                WHEN s.status = 'trial' THEN coalesce(s.trial_end, s.current_period_end)
-                WHEN s.status = 'active' THEN s.current_period_end
-                WHEN s.status = 'past_due' AND (s.stripe_status IS NULL OR s.stripe_status IN ('past_due', 'active'))
-                    THEN coalesce(s.grace_until, s.current_period_end)
-            END AS access_end
-        FROM subscriptions s WHERE s.user_id = p_user_id
-    ) a
-    ORDER BY coalesce(a.access_end > p_now, false) DESC,
-        CASE WHEN a.access_end > p_now
-            THEN array_position(ARRAY['essentials', 'professional', 'executive']::text[], a.plan_tier::text) END
-            DESC NULLS LAST,
-        coalesce(a.access_end, a.ended_at) DESC NULLS LAST,
-        a.created_at DESC
-    LIMIT 1;
+    FROM mingus_effective_subscription(p_user_id, p_now) e;
     out_has_access := coalesce(out_has_access, false);
     -- Grant the tier's features and drop the subscription grants it no longer includes, in one statement:
     -- the two touch disjoint rows, so neither sub-statement can see or undo the other's work. Without an
