@@ -324,17 +324,10 @@ async fn mark(conn: &mut PgConnection, closing: Closing<'_>) -> Result<bool, sql
 
 /// Completes the job's outbox row when the event needed nothing (already final).
 async fn complete_outbox(db: &PgPool, outbox_job: Option<Uuid>) -> Result<(), sqlx::Error> {
-    let Some(job_id) = outbox_job else {
-        return Ok(());
-    };
-    sqlx::query(
-        "UPDATE job_outbox SET completed_at = now(), outcome = 'succeeded'
-         WHERE job_id = $1 AND completed_at IS NULL",
-    )
-    .bind(job_id)
-    .execute(db)
-    .await
-    .map(|_| ())
+    match outbox_job {
+        Some(job_id) => outbox::complete(db, job_id, "succeeded").await,
+        None => Ok(()),
+    }
 }
 
 /// Records a failed attempt after the transaction rolled back; the last one (or a permanent error)
