@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/database", get(health::database))
         .route("/health/cache", get(health::cache))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(crate::openapi::document))
         .merge(ops::router(state.clone()))
         .merge(crate::webhooks::router())
         .merge(crate::unsubscribe::router())

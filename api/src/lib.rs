@@ -3,10 +3,12 @@
 pub mod admin;
 pub mod admin_analytics;
 pub mod admin_stripe;
+pub mod bench;
 mod error;
 mod health;
 mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 mod state;
 mod unsubscribe;

@@ -10,6 +10,7 @@ pub mod email;
 pub mod entitlements;
 pub mod jobs;
 pub mod queue;
+pub mod reports;
 pub mod seed;
 pub mod shutdown;
 pub mod stripe_api;

@@ -48,7 +48,21 @@ async fn deliver(
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    if let Err(mismatch) = mingus_tests::openapi::contract().check(
+        "POST",
+        "/webhooks/stripe",
+        status,
+        content_type.as_deref(),
+        &text,
+    ) {
+        panic!("response does not match /openapi.json: {mismatch}");
+    }
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 async fn signed(app: &TestApp, body: &[u8]) -> (u16, Value) {

@@ -4,6 +4,7 @@ mod app;
 mod database;
 mod env;
 pub mod frontend;
+pub mod openapi;
 mod process;
 pub mod smtp;
 pub mod stripe;

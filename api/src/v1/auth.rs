@@ -8,6 +8,8 @@
 //! Refusals: 401 with `WWW-Authenticate: Bearer …` and a code per cause (`credentials_missing`,
 //! `authorization_invalid`, `token_*`, `api_key_invalid|revoked|expired`); 403 `api_access_required` when
 //! a key's owner lost the Executive plan; 403 `insufficient_scope`; 429 `rate_limited` with `Retry-After`.
+//! `Mingus-Account: <owner id>` makes the call act for a team owner ([`super::membership`]: 400/403 when
+//! the header is malformed, the caller is not an active member, or the owner's plan lapsed).
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -32,6 +34,24 @@ use crate::state::AppState;
 pub struct Principal {
     pub user_id: Uuid,
     pub via: Via,
+    /// Set when the call acts on a team owner's account (the caller is an active member of that team).
+    pub acting_for: Option<Membership>,
+}
+
+/// The caller's membership of the team whose owner's account the call acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    pub owner_id: Uuid,
+    pub role: TeamRole,
+}
+
+/// A team member's role on the owner's account, weakest first: viewers read reports, editors also
+/// create them, admins also manage the team's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TeamRole {
+    Viewer,
+    Editor,
+    Admin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +75,24 @@ impl Principal {
                 StatusCode::FORBIDDEN,
                 "insufficient_scope",
                 format!("this API key lacks the {scope} scope"),
+            )),
+        }
+    }
+
+    /// The account whose data this call reads or writes: the caller's own (they may do everything on it),
+    /// or the team owner's it acts for, when the caller's role there is at least `needed`.
+    pub fn account(&self, needed: TeamRole) -> Result<Uuid, ApiError> {
+        match self.acting_for {
+            None => Ok(self.user_id),
+            Some(membership) if membership.role >= needed => Ok(membership.owner_id),
+            Some(membership) => Err(ApiError::client(
+                StatusCode::FORBIDDEN,
+                "team_role_insufficient",
+                format!(
+                    "this needs the {needed:?} role on the team; the caller is {:?}",
+                    membership.role
+                )
+                .to_lowercase(),
             )),
         }
     }
@@ -187,6 +225,17 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     if let Via::ApiKey { key_id, .. } = principal.via {
         state.v1.last_used.touch(key_id, now);
     }
+    // `Mingus-Account`: acting for a team owner (after the rate limits: the caller's calls count).
+    let mut principal = principal;
+    match super::membership::acting_for(&state, request.headers(), &principal, now).await {
+        Ok(membership) => principal.acting_for = membership,
+        Err(mut refusal) => {
+            if let Some(decision) = decision {
+                decision.apply(refusal.headers_mut());
+            }
+            return refusal;
+        }
+    }
     request.extensions_mut().insert(principal);
     let mut response = next.run(request).await;
     if let Some(decision) = decision {
@@ -252,6 +301,7 @@ fn user_token(state: &AppState, token: &str, now: DateTime<Utc>) -> Result<Princ
     Ok(Principal {
         user_id: claims.user_id,
         via: Via::Jwt { role: claims.role },
+        acting_for: None,
     })
 }
 
@@ -331,6 +381,7 @@ async fn api_key(
             scopes: Scope::from_permissions(&row.permissions),
             rate_limit_per_hour,
         },
+        acting_for: None,
     };
     Ok((principal, buckets))
 }

@@ -1,6 +1,6 @@
 //! The frontend and API-client API, `/v1/…`.
 //!
-//! Every route added to [`router`]'s `protected` router passes through [`auth::guard`]: authentication
+//! Every route listed in [`routes`] passes through [`auth::guard`]: authentication
 //! (user JWT or API key), the API key owner's plan check, rate limits and the `RateLimit-*` headers. A
 //! handler takes [`Principal`] as an argument and calls `principal.require(Scope::…)` for what it does;
 //! bodies and paths go through [`JsonBody`] and [`PathParam`] so bad input answers our JSON errors.
@@ -12,18 +12,23 @@ pub mod features;
 pub mod jwt;
 pub mod keys;
 pub mod last_used;
+pub mod membership;
 pub mod rate_limit;
+pub mod reports;
 pub mod scopes;
+pub mod team;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::Method;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodFilter, on};
 use mingus_common::entitlements::FeatureCheck;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
-pub use auth::{Principal, Via};
+pub use auth::{Membership, Principal, TeamRole, Via};
 pub use extract::{JsonBody, PathParam};
 pub use scopes::Scope;
 
@@ -56,13 +61,73 @@ impl V1State {
 }
 
 pub fn router(state: AppState) -> Router<AppState> {
-    let protected = Router::new()
-        .route("/v1/api-keys", post(api_keys::create).get(api_keys::list))
-        .route("/v1/api-keys/{id}", delete(api_keys::revoke))
-        .route("/v1/features", get(features::list))
-        .route("/v1/features/{feature}", get(features::one))
-        .route_layer(from_fn_with_state(state, auth::guard));
-    protected.layer(DefaultBodyLimit::max(MAX_BODY))
+    routes()
+        .router
+        .route_layer(from_fn_with_state(state, auth::guard))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// Every `/v1` route, each behind [`auth::guard`]. Add routes here: the router is built from this list
+/// and the OpenAPI test checks that `/openapi.json` documents each entry of [`route_table`].
+fn routes() -> Routes {
+    Routes::default()
+        .add(Method::POST, "/v1/api-keys", api_keys::create)
+        .add(Method::GET, "/v1/api-keys", api_keys::list)
+        .add(Method::DELETE, "/v1/api-keys/{id}", api_keys::revoke)
+        .add(Method::GET, "/v1/features", features::list)
+        .add(Method::GET, "/v1/features/{feature}", features::one)
+        .add(Method::POST, "/v1/team/members", team::members::invite)
+        .add(Method::GET, "/v1/team/members", team::members::list)
+        .add(
+            Method::PATCH,
+            "/v1/team/members/{id}",
+            team::members::change_role,
+        )
+        .add(
+            Method::DELETE,
+            "/v1/team/members/{id}",
+            team::members::remove,
+        )
+        .add(
+            Method::POST,
+            "/v1/team/members/{id}/invitation",
+            team::members::resend,
+        )
+        .add(
+            Method::POST,
+            "/v1/team/invitations/{token}/accept",
+            team::invitations::accept,
+        )
+        .add(Method::POST, "/v1/reports", reports::create)
+        .add(Method::GET, "/v1/reports", reports::list)
+        .add(Method::GET, "/v1/reports/{id}", reports::get_one)
+        .add(Method::GET, "/v1/reports/{id}/download", reports::download)
+}
+
+/// The method and path template of every `/v1` route.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    routes().table
+}
+
+/// The router being built and the list of what it serves.
+#[derive(Default)]
+struct Routes {
+    table: Vec<(Method, &'static str)>,
+    router: Router<AppState>,
+}
+
+impl Routes {
+    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a standard HTTP method");
+        // Routes on one path merge their methods.
+        self.router = self.router.route(path, on(filter, handler));
+        self.table.push((method, path));
+        self
+    }
 }
 
 /// A database error: 503 when the database is unreachable or saturated, else an opaque 500.

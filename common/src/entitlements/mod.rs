@@ -263,21 +263,41 @@ impl Entitlements {
         amount: i64,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Consumed> {
+        let snapshot = self.snapshot(user_id, now).await?;
+        // Acquired after the snapshot, which may need a connection of its own.
+        let mut conn = self.pool.acquire().await?;
+        Self::consume_in(&mut conn, &snapshot, user_id, metric, amount, now).await
+    }
+
+    /// [`Entitlements::consume`] on the caller's connection, against the `snapshot` the caller read
+    /// (with [`Entitlements::snapshot`]) before it began its transaction, so the count commits or rolls
+    /// back with the caller's transaction (e.g. together with the row of the thing that used the unit).
+    /// Taking the snapshot from the caller keeps this from needing a second pool connection while the
+    /// caller holds one. The counter row stays locked until the caller's transaction ends: concurrent
+    /// consumers of the same user and metric wait for it and then re-check against its outcome. The
+    /// count itself is read and written in the transaction, never cached.
+    pub async fn consume_in(
+        conn: &mut sqlx::PgConnection,
+        snapshot: &Snapshot,
+        user_id: Uuid,
+        metric: &str,
+        amount: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Consumed> {
         anyhow::ensure!(amount > 0, "usage amounts are positive, not {amount}");
         anyhow::ensure!(
             features::is_periodic(metric),
             "{metric:?} is not a metric counted per usage period"
         );
-        let snapshot = self.snapshot(user_id, now).await?;
         let limit = snapshot.limit_at(metric, now);
         let anchor = snapshot.usage_anchor;
         let (counted, resets_at) =
-            store::try_consume(&self.pool, user_id, metric, amount, limit, anchor, now).await?;
+            store::try_consume(&mut *conn, user_id, metric, amount, limit, anchor, now).await?;
         let (allowed, used) = match counted {
             Some(used) => (true, used),
             None => (
                 false,
-                store::usage(&self.pool, user_id, metric, anchor, now)
+                store::usage(&mut *conn, user_id, metric, anchor, now)
                     .await?
                     .0,
             ),
@@ -288,6 +308,19 @@ impl Entitlements {
             limit,
             resets_at,
         })
+    }
+
+    /// Gives back `amount` units of `metric` counted in the usage period that ends at `period_end` (the
+    /// `resets_at` of the [`Consumed`] that took them), never below zero. Runs on the caller's
+    /// connection, so it is exactly-once when the caller's transaction also records the refund.
+    pub async fn refund_in(
+        conn: &mut sqlx::PgConnection,
+        user_id: Uuid,
+        metric: &str,
+        period_end: DateTime<Utc>,
+        amount: i64,
+    ) -> Result<bool, sqlx::Error> {
+        store::refund(conn, user_id, metric, period_end, amount).await
     }
 
     /// Evicts the user's cached snapshot (and refuses any computed before this call).

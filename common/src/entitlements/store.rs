@@ -111,7 +111,7 @@ pub(super) struct Plan {
 
 /// Units of `metric` used in the usage period (of `anchor`) that contains `now`, and when it ends.
 pub(super) async fn usage(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     user_id: Uuid,
     metric: &str,
     anchor: DateTime<Utc>,
@@ -127,7 +127,7 @@ pub(super) async fn usage(
     .bind(metric)
     .bind(anchor)
     .bind(now)
-    .fetch_one(pool)
+    .fetch_one(executor)
     .await
 }
 
@@ -136,7 +136,7 @@ pub(super) async fn usage(
 /// UPDATE` re-checks its `WHERE` against the latest committed version), so at most `limit` units are
 /// ever granted. Returns the new total, or `None` when refused, and the end of the period.
 pub(super) async fn try_consume(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     user_id: Uuid,
     metric: &str,
     amount: i64,
@@ -164,6 +164,28 @@ pub(super) async fn try_consume(
     .bind(limit)
     .bind(anchor)
     .bind(now)
-    .fetch_one(pool)
+    .fetch_one(executor)
     .await
+}
+
+/// Takes `amount` back from the counter of the period ending at `period_end` (not below zero); true
+/// when a counter was changed.
+pub(super) async fn refund(
+    executor: impl sqlx::PgExecutor<'_>,
+    user_id: Uuid,
+    metric: &str,
+    period_end: DateTime<Utc>,
+    amount: i64,
+) -> Result<bool, sqlx::Error> {
+    let changed = sqlx::query(
+        "UPDATE usage_counters SET used = greatest(used - $4, 0), updated_at = now()
+         WHERE user_id = $1 AND metric = $2 AND period_end = $3 AND used > 0",
+    )
+    .bind(user_id)
+    .bind(metric)
+    .bind(period_end)
+    .bind(amount)
+    .execute(executor)
+    .await?;
+    Ok(changed.rows_affected() > 0)
 }

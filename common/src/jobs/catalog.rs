@@ -129,6 +129,7 @@ pub const SPECS: &[JobSpec] = &[
     super::analytics_jobs::AnalyticsRollupShard::SPEC,
     super::analytics_jobs::PartitionMaintenance::SPEC,
     UsageResetSweep::SPEC,
+    super::report_jobs::GenerateReport::SPEC,
 ];
 
 pub fn spec(kind: &str) -> Option<&'static JobSpec> {

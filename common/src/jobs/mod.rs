@@ -13,6 +13,7 @@ pub mod enqueue;
 pub mod keys;
 pub mod ledger;
 pub mod outbox;
+pub mod report_jobs;
 pub mod stripe_jobs;
 
 use std::time::Duration;

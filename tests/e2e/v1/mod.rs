@@ -4,11 +4,13 @@ mod api_keys;
 mod auth;
 mod features;
 mod rate_limit;
+mod team;
 
 use std::time::Duration;
 
 use mingus_tests::TestApp;
 use mingus_tests::frontend::user_token;
+use mingus_tests::openapi::contract;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -82,7 +84,8 @@ pub(super) async fn send_to(
     credential: Option<&str>,
     body: Option<Value>,
 ) -> Answer {
-    let mut request = app.client.request(method, url);
+    let path = reqwest::Url::parse(&url).unwrap().path().to_owned();
+    let mut request = app.client.request(method.clone(), url);
     if let Some(credential) = credential {
         request = request.bearer_auth(credential);
     }
@@ -93,6 +96,7 @@ pub(super) async fn send_to(
     let status = response.status();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
+    check_contract(&method, &path, status, &headers, &text);
     let body = if text.is_empty() {
         Value::Null
     } else {
@@ -102,6 +106,22 @@ pub(super) async fn send_to(
         status,
         headers,
         body,
+    }
+}
+
+/// Every `/v1` response the tests receive must match `/openapi.json` (status documented, body valid).
+pub(super) fn check_contract(
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    text: &str,
+) {
+    let content_type = headers.get("content-type").map(|v| v.to_str().unwrap());
+    if let Err(mismatch) =
+        contract().check(method.as_str(), path, status.as_u16(), content_type, text)
+    {
+        panic!("response does not match /openapi.json: {mismatch}");
     }
 }
 

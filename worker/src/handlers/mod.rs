@@ -5,6 +5,7 @@ mod bench;
 mod email;
 mod maintenance;
 mod reconcile;
+mod reports;
 mod usage;
 
 use mingus_common::jobs::analytics_jobs::{
@@ -14,6 +15,7 @@ use mingus_common::jobs::billing_jobs::{RenewalSweep, TrialExpirySweep};
 use mingus_common::jobs::catalog::ProcessStripeEvent;
 use mingus_common::jobs::catalog::{BenchNoop, OutboxSweep, Retention, UsageResetSweep};
 use mingus_common::jobs::email_jobs::{ReminderSweep, SendEmail};
+use mingus_common::jobs::report_jobs::GenerateReport;
 use mingus_common::jobs::stripe_jobs::StripeReconcile;
 use mingus_common::jobs::{Envelope, Job};
 use serde::de::DeserializeOwned;
@@ -56,6 +58,9 @@ pub async fn dispatch(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobEr
             maintenance::partitions(ctx, args(envelope)?).await
         }
         k if k == UsageResetSweep::SPEC.kind => usage::reset_sweep(ctx).await,
+        k if k == GenerateReport::SPEC.kind => {
+            reports::generate(ctx, envelope, args(envelope)?).await
+        }
         other => Err(JobError::Permanent(anyhow::anyhow!(
             "no handler for job kind {other:?}"
         ))),

@@ -8,6 +8,7 @@ mod setup;
 use std::time::Duration;
 
 use clap::Parser;
+use mingus_api::bench::median;
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks POST /webhooks/stripe against pgbench")]
@@ -26,26 +27,21 @@ struct Args {
     pgbench_seconds: u64,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let bench = setup::Bench::create().await?;
+    let scratch = setup::create().await?;
     let mut pgbench = Vec::new();
     let mut rates = Vec::new();
     let mut p50s = Vec::new();
     let mut p99s = Vec::new();
     let result: anyhow::Result<()> = async {
         for run in 1..=args.runs {
-            let tps = bench.pgbench(args.connections, Duration::from_secs(args.pgbench_seconds))?;
-            let report = load::run(&bench, args.events, args.connections, run).await?;
+            let tps = setup::pgbench(&scratch, args.connections, Duration::from_secs(args.pgbench_seconds))?;
+            let report = load::run(&scratch, args.events, args.connections, run).await?;
             println!(
                 "run {run}: pgbench {tps:>8.0} tps | ingest {:>8.0} events/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} events, {} errors)",
-                report.rate, report.p50_ms, report.p99_ms, report.events, report.errors
+                report.rate, report.p50_ms, report.p99_ms, report.requests, report.errors
             );
             anyhow::ensure!(report.errors == 0, "{} requests failed", report.errors);
             pgbench.push(tps);
@@ -64,6 +60,6 @@ async fn main() -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    bench.destroy().await;
+    scratch.destroy().await;
     result
 }

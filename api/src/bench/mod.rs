@@ -1,0 +1,27 @@
+//! Support for the API benchmarks (`mingus-bench-ingest`, `mingus-bench-api`): a scratch database and
+//! Redis namespace with an in-process API ([`Scratch`]), and a lean HTTP/1.1 load generator ([`load`]).
+//! Only the benchmark binaries use this module.
+
+pub mod load;
+mod scratch;
+
+pub use load::{Report, Request};
+pub use scratch::Scratch;
+
+/// The median of `values` (the upper one of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `url` with `sslmode=disable` unless it names an sslmode: the transport the API's pool uses on
+/// loopback (`db::connect_options_from_url`), so baselines like pgbench pay what the API pays.
+pub fn with_sslmode_disable(url: &str) -> String {
+    if url.contains("sslmode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&sslmode=disable")
+    } else {
+        format!("{url}?sslmode=disable")
+    }
+}

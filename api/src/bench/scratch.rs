@@ -1,0 +1,123 @@
+//! A scratch database (migrated) and Redis key prefix of the benchmark's own, with an in-process API
+//! serving them; [`Scratch::destroy`] drops both.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use mingus_common::Config;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection};
+
+pub struct Scratch {
+    pub base_url: String,
+    pub database_url: String,
+    pub prefix: String,
+    pub config: Arc<Config>,
+    pub pool: sqlx::PgPool,
+    server_url: String,
+    database: String,
+    redis_url: String,
+}
+
+/// The server's maintenance database: `DATABASE_URL` with its database replaced by `postgres`.
+fn server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .and_then(|url| {
+            url.rsplit_once('/')
+                .map(|(head, _)| format!("{head}/postgres"))
+        })
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl Scratch {
+    /// Creates the database and starts the API with `settings` added to its configuration.
+    pub async fn create(settings: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let server_url = server_url();
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let database = format!("mingus_bench_{suffix}");
+        let mut admin = PgConnection::connect(&server_url)
+            .await
+            .context("connect to PostgreSQL")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        let database_url = format!("{}/{database}", server_url.rsplit_once('/').unwrap().0);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&database_url)
+            .await?;
+        mingus_common::db::MIGRATOR.run(&pool).await?;
+        let prefix = format!("bench{suffix}");
+        let redis_url =
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let mut vars = vec![
+            ("DATABASE_URL", database_url.as_str()),
+            ("REDIS_URL", redis_url.as_str()),
+            ("REDIS_KEY_PREFIX", prefix.as_str()),
+            ("DATABASE_MAX_CONNECTIONS", "32"),
+            ("RUST_LOG", "warn"),
+        ];
+        vars.extend_from_slice(settings);
+        let config = Arc::new(Config::from_vars(vars)?);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let state = crate::build_state(config.clone())?;
+        tokio::spawn(async move {
+            let _ = crate::serve(listener, state, std::future::pending()).await;
+        });
+        Ok(Scratch {
+            base_url,
+            database_url,
+            prefix,
+            config,
+            pool,
+            server_url,
+            database,
+            redis_url,
+        })
+    }
+
+    /// Drops the database and the Redis keys under the prefix.
+    pub async fn destroy(&self) {
+        self.pool.close().await;
+        if let Ok(mut admin) = PgConnection::connect(&self.server_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            )))
+            .execute(&mut admin)
+            .await;
+        }
+        let Ok(client) = redis::Client::open(self.redis_url.as_str()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            return;
+        };
+        let mut cursor: u64 = 0;
+        // Bounded: a scratch namespace holds far fewer than 100,000 pages of keys.
+        for _ in 0..100_000 {
+            let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}:*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+            else {
+                break;
+            };
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> =
+                    redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! `mingus-bench-api`: the `/v1` API's throughput and latency at 64 concurrent connections, beside
+//! `GET /health/live` (the HTTP floor: no authentication, no database, no Redis) measured the same way
+//! in the same run. Release mode: `cargo run --release -p mingus-api --bin mingus-bench-api -- features`
+//! (or `-- reports`).
+
+mod features;
+mod reports;
+mod users;
+
+use clap::{Parser, Subcommand};
+use mingus_api::bench::{Report, Request, Scratch, load, median};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks /v1 routes against GET /health/live")]
+struct Args {
+    #[command(subcommand)]
+    route: Route,
+    /// Requests per run.
+    #[arg(long, default_value_t = 50_000, global = true)]
+    requests: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64, global = true)]
+    connections: usize,
+    /// Runs (medians are reported).
+    #[arg(long, default_value_t = 3, global = true)]
+    runs: usize,
+    /// Users the requests are spread over.
+    #[arg(long, default_value_t = 200, global = true)]
+    users: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum Route {
+    /// `GET /v1/features/{feature}` with the entitlement cache warm.
+    Features {
+        /// The features requested in rotation (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = features::DEFAULT_FEATURES)]
+        features: Vec<String>,
+    },
+    /// `POST /v1/reports`: a new report per request (stored, usage consumed, job enqueued).
+    Reports,
+}
+
+/// The API's settings for the benchmark: a JWT secret, and a user rate limit no run reaches (the
+/// limiter still runs: its Redis call is part of every request's cost).
+pub const JWT_SECRET: &str = "bench-jwt-secret-of-at-least-32-bytes!!";
+const SETTINGS: &[(&str, &str)] = &[
+    ("MINGUS_JWT_SECRET", JWT_SECRET),
+    ("MINGUS_USER_RATE_LIMIT_PER_HOUR", "1000000"),
+];
+
+/// Builds a run's requests, given their count.
+type Prepare<'a> = dyn Fn(usize) -> Vec<Request> + 'a;
+
+/// One line per run and a summary table of medians.
+struct Table {
+    name: String,
+    rates: Vec<f64>,
+    p50s: Vec<f64>,
+    p99s: Vec<f64>,
+}
+
+impl Table {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            rates: Vec::new(),
+            p50s: Vec::new(),
+            p99s: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, report: &Report) -> anyhow::Result<()> {
+        println!(
+            "  {:<28} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} requests, {} errors)",
+            self.name, report.rate, report.p50_ms, report.p99_ms, report.requests, report.errors
+        );
+        anyhow::ensure!(
+            report.errors == 0,
+            "{}: {} requests failed (first status {:?})",
+            self.name,
+            report.errors,
+            report.first_error
+        );
+        self.rates.push(report.rate);
+        self.p50s.push(report.p50_ms);
+        self.p99s.push(report.p99_ms);
+        Ok(())
+    }
+
+    fn rate(&self) -> f64 {
+        median(self.rates.clone())
+    }
+
+    fn row(&self, connections: usize) {
+        println!(
+            "| {}, {connections} connections | {:.0} req/s | {:.2} ms | {:.2} ms |",
+            self.name,
+            self.rate(),
+            median(self.p50s.clone()),
+            median(self.p99s.clone())
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scratch = Scratch::create(SETTINGS).await?;
+    let result = run(&args, &scratch).await;
+    scratch.destroy().await;
+    result
+}
+
+async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
+    let tokens = users::executives(scratch, args.users).await?;
+    let (name, prepare): (&str, Box<Prepare<'_>>) = match &args.route {
+        Route::Features { features } => (
+            "GET /v1/features/{feature}",
+            Box::new(|n| features::requests(&tokens, features, n)),
+        ),
+        Route::Reports => (
+            "POST /v1/reports",
+            Box::new(|n| reports::requests(&tokens, n)),
+        ),
+    };
+    // Warm-up: fills the entitlement cache, the pool and the catalogue.
+    load::run(&scratch.base_url, prepare(args.users * 4), args.connections).await?;
+    let mut floor = Table::new("GET /health/live");
+    let mut measured = Table::new(name);
+    for run in 1..=args.runs {
+        println!("run {run}:");
+        let health = (0..args.requests)
+            .map(|_| Request::get("/health/live"))
+            .collect();
+        floor.add(&load::run(&scratch.base_url, health, args.connections).await?)?;
+        measured
+            .add(&load::run(&scratch.base_url, prepare(args.requests), args.connections).await?)?;
+    }
+    if let Route::Reports = args.route {
+        reports::verify(scratch, args.users * 4 + args.runs * args.requests).await?;
+    }
+    println!();
+    println!(
+        "| route (median of {} runs) | throughput | p50 | p99 |",
+        args.runs
+    );
+    println!("|---|---|---|---|");
+    floor.row(args.connections);
+    measured.row(args.connections);
+    println!(
+        "| {name} / health floor | {:.0}% | | |",
+        100.0 * measured.rate() / floor.rate()
+    );
+    Ok(())
+}
