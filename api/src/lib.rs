@@ -42,7 +42,7 @@ pub fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         &config.redis.key_prefix,
     );
     let v1 = v1::V1State::new(db.clone(), redis.clone());
-    Ok(AppState {
+    Ok(AppState::new(state::Shared {
         config,
         db,
         redis,
@@ -52,7 +52,7 @@ pub fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         ops: ops::OpsState::default(),
         entitlements,
         v1,
-    })
+    }))
 }
 
 /// Binds `MINGUS_API_ADDR` and serves until `shutdown` resolves.

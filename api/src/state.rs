@@ -5,9 +5,28 @@ use mingus_common::jobs::Enqueuer;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
-/// What every handler can reach. Cheap to clone: each field is a handle.
+/// What every handler can reach: one `Arc`, so the clone every extractor and middleware makes is one
+/// reference-count increment (the fields are handles, but some hold strings, and cloning them all was
+/// measurable on the `/v1` hot path).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state's parts.
+pub struct Shared {
     pub config: Arc<Config>,
     pub db: PgPool,
     pub redis: ConnectionManager,

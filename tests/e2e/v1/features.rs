@@ -112,3 +112,68 @@ async fn the_list_covers_every_tier_feature_and_unknown_names_are_404() {
     .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
+
+/// The `/v1` guard reads the caller's cached plan beside its rate-limit call: a warm cache must still
+/// give way to an invalidation at once, and usage must still be read live on every call.
+#[tokio::test]
+async fn the_plan_read_ahead_by_the_guard_gives_way_to_changes_at_once() {
+    let app = mingus_tests::TestApp::spawn().await;
+    let user = user_on(&app, Some("essentials")).await;
+    grant_plan(&app, user).await;
+    let token = user_token(&app, user);
+    // Twice: the second answer comes from the warm cache.
+    for _ in 0..2 {
+        let custom = feature(&app, &token, "custom_reports").await;
+        assert_eq!(custom["reason"], "feature_not_included");
+    }
+    let cached: Option<String> = {
+        let mut redis = mingus_common::cache::connect(&app.config.redis)
+            .await
+            .unwrap();
+        redis::cmd("GET")
+            .arg(format!("{}_entitlements:{user}", app.redis_prefix))
+            .query_async(&mut redis)
+            .await
+            .unwrap()
+    };
+    assert!(cached.is_some(), "the plan is cached after the first call");
+
+    // Upgrade behind the cache, then invalidate as the Stripe processor does.
+    sqlx::query(
+        "UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1",
+    )
+    .bind(user)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    grant_plan(&app, user).await;
+    let redis = mingus_common::cache::connect(&app.config.redis)
+        .await
+        .unwrap();
+    mingus_common::entitlements::Entitlements::new(app.db.pool.clone(), redis, &app.redis_prefix)
+        .invalidate(user)
+        .await
+        .unwrap();
+    let custom = feature(&app, &token, "custom_reports").await;
+    assert_eq!(
+        (&custom["access"], &custom["tier"], &custom["limit"]),
+        (
+            &Value::Bool(true),
+            &Value::from("professional"),
+            &Value::from(5)
+        )
+    );
+
+    // Usage changes show on the next call, with the plan still cached.
+    sqlx::query(
+        "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used)
+         SELECT $1, 'custom_reports_per_month', p.period_start, p.period_end, 3
+         FROM mingus_usage_period((SELECT current_period_start FROM subscriptions WHERE user_id = $1), now()) p",
+    )
+    .bind(user)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let custom = feature(&app, &token, "custom_reports").await;
+    assert_eq!(custom["usage"], 3, "{custom}");
+}

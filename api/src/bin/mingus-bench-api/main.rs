@@ -1,6 +1,7 @@
 //! `mingus-bench-api`: the `/v1` API's throughput and latency at 64 concurrent connections, beside
 //! `GET /health/live` (the HTTP floor: no authentication, no database, no Redis) measured the same way
-//! in the same run. Release mode: `cargo run --release -p mingus-api --bin mingus-bench-api -- features`
+//! in the same run, closed-loop (saturation), then open-loop at `--rate` (10,000/s by default: the
+//! latency at the target rate). Release mode: `cargo run --release -p mingus-api --bin mingus-bench-api -- features`
 //! (or `-- reports`).
 
 mod features;
@@ -27,6 +28,10 @@ struct Args {
     /// Users the requests are spread over.
     #[arg(long, default_value_t = 200, global = true)]
     users: usize,
+    /// Also send the route's requests open-loop at this many per second: the latency that traffic
+    /// sees, rather than the latency at saturation (default: 10,000 for `features`, none for `reports`).
+    #[arg(long, global = true)]
+    rate: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +133,13 @@ async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
     load::run(&scratch.base_url, prepare(args.users * 4), args.connections).await?;
     let mut floor = Table::new("GET /health/live");
     let mut measured = Table::new(name);
+    let rate = args.rate.or(match args.route {
+        Route::Features { .. } => Some(10_000.0),
+        Route::Reports => None,
+    });
+    let at = format!(" at {} req/s", rate.unwrap_or(0.0));
+    let mut paced_floor = Table::new(&format!("GET /health/live{at}"));
+    let mut paced = Table::new(&format!("{name}{at}"));
     for run in 1..=args.runs {
         println!("run {run}:");
         let health = (0..args.requests)
@@ -136,9 +148,22 @@ async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
         floor.add(&load::run(&scratch.base_url, health, args.connections).await?)?;
         measured
             .add(&load::run(&scratch.base_url, prepare(args.requests), args.connections).await?)?;
+        if let Some(rate) = rate {
+            let health = (0..args.requests)
+                .map(|_| Request::get("/health/live"))
+                .collect();
+            let report =
+                load::run_at_rate(&scratch.base_url, health, args.connections, rate).await?;
+            paced_floor.add(&report)?;
+            let requests = prepare(args.requests);
+            let report =
+                load::run_at_rate(&scratch.base_url, requests, args.connections, rate).await?;
+            paced.add(&report)?;
+        }
     }
     if let Route::Reports = args.route {
-        reports::verify(scratch, args.users * 4 + args.runs * args.requests).await?;
+        let runs = args.runs * if rate.is_some() { 2 } else { 1 };
+        reports::verify(scratch, args.users * 4 + runs * args.requests).await?;
     }
     println!();
     println!(
@@ -148,6 +173,10 @@ async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     floor.row(args.connections);
     measured.row(args.connections);
+    if rate.is_some() {
+        paced_floor.row(args.connections);
+        paced.row(args.connections);
+    }
     println!(
         "| {name} / health floor | {:.0}% | | |",
         100.0 * measured.rate() / floor.rate()
