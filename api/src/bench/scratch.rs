@@ -79,7 +79,7 @@ impl Scratch {
         })
     }
 
-    /// Drops the database and the Redis keys under the prefix.
+    /// Drops the database and the Redis keys under the prefix (`{prefix}:…` and `{prefix}_entitlements:…`).
     pub async fn destroy(&self) {
         self.pool.close().await;
         if let Ok(mut admin) = PgConnection::connect(&self.server_url).await {
@@ -102,7 +102,7 @@ impl Scratch {
             let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(format!("{}:*", self.prefix))
+                .arg(format!("{}*", self.prefix))
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(&mut conn)

@@ -405,3 +405,17 @@ async fn api_key(
     };
     Ok((principal, buckets))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::prefetches;
+
+    #[test]
+    fn only_the_one_feature_route_reads_the_plan_ahead() {
+        assert!(prefetches("/v1/features/basic_analytics"));
+        assert!(!prefetches("/v1/features"));
+        assert!(!prefetches("/v1/features/"));
+        assert!(!prefetches("/v1/reports"));
+        assert!(!prefetches("/v1/api-keys"));
+    }
+}
