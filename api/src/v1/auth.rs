@@ -210,10 +210,15 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     };
     // A user token's feature check needs the caller's cached plan: read it beside the rate-limit
     // call (both travel on the multiplexed Redis connection together) rather than after it.
-    let wants_plan = prefetches(request.uri().path());
+    let feature = prefetches(request.uri().path()).map(str::to_owned);
     let prefetch = async {
-        match principal.via {
-            Via::Jwt { .. } if wants_plan => state.entitlements.prefetch(principal.user_id).await,
+        match (&principal.via, feature) {
+            (Via::Jwt { .. }, Some(feature)) => {
+                let entitlements = &state.entitlements;
+                entitlements
+                    .prefetch(principal.user_id, Some(&feature), now)
+                    .await
+            }
             _ => None,
         }
     };
@@ -256,12 +261,12 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     response
 }
 
-/// Whether the route checks one feature of the caller (`GET /v1/features/{feature}`), the hot path
-/// the guard reads the caller's cached plan ahead for. Other routes read it themselves when they need
-/// it, and most do not.
-pub fn prefetches(path: &str) -> bool {
+/// The feature, when the route checks one feature of the caller (`GET /v1/features/{feature}`): the
+/// hot path the guard reads the caller's cached plan (and a metered feature's count) ahead for. Other
+/// routes read the plan themselves when they need it, and most do not.
+pub fn prefetches(path: &str) -> Option<&str> {
     path.strip_prefix("/v1/features/")
-        .is_some_and(|rest| !rest.is_empty())
+        .filter(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 
 /// The caller and the rate-limit buckets their call counts against.
@@ -412,10 +417,17 @@ mod tests {
 
     #[test]
     fn only_the_one_feature_route_reads_the_plan_ahead() {
-        assert!(prefetches("/v1/features/basic_analytics"));
-        assert!(!prefetches("/v1/features"));
-        assert!(!prefetches("/v1/features/"));
-        assert!(!prefetches("/v1/reports"));
-        assert!(!prefetches("/v1/api-keys"));
+        assert_eq!(
+            prefetches("/v1/features/basic_analytics"),
+            Some("basic_analytics")
+        );
+        for other in [
+            "/v1/features",
+            "/v1/features/",
+            "/v1/features/a/b",
+            "/v1/reports",
+        ] {
+            assert_eq!(prefetches(other), None, "{other}");
+        }
     }
 }

@@ -120,6 +120,13 @@ impl Cache {
         })
     }
 
+    /// The snapshot this process last parsed for the user (whatever its age), if any.
+    pub fn remembered(&self, user_id: Uuid) -> Option<Arc<Snapshot>> {
+        let parsed = self.parsed.lock().ok()?;
+        let (_, decoded) = parsed.get(&user_id)?;
+        decoded.as_ref().map(|d| d.snapshot.clone())
+    }
+
     /// `json` parsed, or the earlier parse of the same text for this user; `None` if it does not parse.
     fn parse(&self, user_id: Uuid, json: String) -> Option<Arc<Decoded>> {
         let remembered = self

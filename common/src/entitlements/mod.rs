@@ -138,6 +138,23 @@ pub struct Consumed {
 pub struct Prefetched {
     user_id: Uuid,
     read: std::sync::Arc<cache::Read>,
+    counted: Option<Counted>,
+}
+
+/// A usage count read ahead with the plan.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    metric: &'static str,
+    period: store::Period,
+    used: i64,
+}
+
+impl Prefetched {
+    /// The count read ahead, if it is of this user, metric and period.
+    fn used(&self, user_id: Uuid, metric: &str, period: store::Period) -> Option<i64> {
+        let counted = self.counted.filter(|_| self.user_id == user_id)?;
+        (counted.metric == metric && counted.period == period).then_some(counted.used)
+    }
 }
 
 /// The user id does not exist.
@@ -219,13 +236,35 @@ impl Entitlements {
     }
 
     /// Reads the user's cached plan ahead of a [`Entitlements::check_prefetched`], so the read can
-    /// travel beside another Redis call (the API's rate limit) instead of after it. `None` when Redis
-    /// did not answer (the check then reads as usual).
-    pub async fn prefetch(&self, user_id: Uuid) -> Option<Prefetched> {
-        let read = self.cache.read(user_id).await.ok()?;
+    /// travel beside another Redis call (the API's rate limit) instead of after it. For a metered
+    /// `feature`, the usage count is read at the same time, for the period of the snapshot this process
+    /// last saw for the user; the check uses it only if the plan it gets has that same period. Both
+    /// reads start after the caller's request arrived, so neither is stale. `None` when Redis did not
+    /// answer (the check then reads as usual).
+    pub async fn prefetch(
+        &self,
+        user_id: Uuid,
+        feature: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<Prefetched> {
+        let guess = feature
+            .and_then(features::metric_of)
+            .filter(|metric| features::is_periodic(metric))
+            .and_then(|metric| Some((metric, self.cache.remembered(user_id)?.period_at(now)?)));
+        let count = async {
+            let (metric, period) = guess?;
+            let used = self.usage_reads.read(user_id, metric, period).await.ok()?;
+            Some(Counted {
+                metric,
+                period,
+                used,
+            })
+        };
+        let (read, counted) = tokio::join!(self.cache.read(user_id), count);
         Some(Prefetched {
             user_id,
-            read: std::sync::Arc::new(read),
+            read: std::sync::Arc::new(read.ok()?),
+            counted,
         })
     }
 
@@ -310,7 +349,11 @@ impl Entitlements {
                     Some(period) => period,
                     None => store::period(&self.pool, snapshot.usage_anchor, now).await?,
                 };
-                let used = self.usage_reads.read(user_id, metric, period).await?;
+                let ahead = prefetched.and_then(|p| p.used(user_id, metric, period));
+                let used = match ahead {
+                    Some(used) => used,
+                    None => self.usage_reads.read(user_id, metric, period).await?,
+                };
                 check.usage = Some(used);
                 check.resets_at = Some(period.end);
                 if check.limit.is_some_and(|limit| used >= limit) {

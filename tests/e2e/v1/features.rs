@@ -177,3 +177,55 @@ async fn the_plan_read_ahead_by_the_guard_gives_way_to_changes_at_once() {
     let custom = feature(&app, &token, "custom_reports").await;
     assert_eq!(custom["usage"], 3, "{custom}");
 }
+
+/// The guard reads a metered count ahead for the period of the plan this process saw last; when the
+/// fresh plan has another period (a renewal moved the anchor), that count must not be used.
+#[tokio::test]
+async fn a_count_read_ahead_for_an_old_period_is_not_used() {
+    let app = mingus_tests::TestApp::spawn().await;
+    let user = user_on(&app, Some("essentials")).await;
+    let token = user_token(&app, user);
+    let counter = |used: i64| {
+        let pool = app.db.pool.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used)
+                 SELECT s.user_id, 'financial_reports_per_month', p.period_start, p.period_end, $2
+                 FROM subscriptions s, mingus_usage_period(s.current_period_start, now()) p
+                 WHERE s.user_id = $1",
+            )
+            .bind(user)
+            .bind(used)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    counter(1).await;
+    // Twice: the plan (and its period) is now remembered by the API process.
+    for _ in 0..2 {
+        assert_eq!(feature(&app, &token, "basic_analytics").await["usage"], 1);
+    }
+    // The anchor moves (the period now starts 3 hours ago), with a count of its own.
+    sqlx::query(
+        "UPDATE subscriptions SET current_period_start = now() - interval '3 hours',
+                                  current_period_end = now() - interval '3 hours' + interval '1 month'
+         WHERE user_id = $1",
+    )
+    .bind(user)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    counter(0).await;
+    grant_plan(&app, user).await;
+    let redis = mingus_common::cache::connect(&app.config.redis)
+        .await
+        .unwrap();
+    mingus_common::entitlements::Entitlements::new(app.db.pool.clone(), redis, &app.redis_prefix)
+        .invalidate(user)
+        .await
+        .unwrap();
+    let answer = feature(&app, &token, "basic_analytics").await;
+    assert_eq!(answer["usage"], 0, "the new period's count: {answer}");
+    assert_eq!(answer["access"], true);
+}
