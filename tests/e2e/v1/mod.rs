@@ -92,11 +92,21 @@ pub(super) async fn send_to(
     if let Some(body) = body {
         request = request.json(&body);
     }
+    answer(&method, &path, request).await
+}
+
+/// Sends `request` (a `method` call of the route at `path`), checks the response against
+/// `/openapi.json` and reads its JSON body.
+pub(super) async fn answer(
+    method: &Method,
+    path: &str,
+    request: reqwest::RequestBuilder,
+) -> Answer {
     let response = request.send().await.expect("request reaches the API");
     let status = response.status();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
-    check_contract(&method, &path, status, &headers, &text);
+    check_contract(method, path, status, &headers, &text);
     let body = if text.is_empty() {
         Value::Null
     } else {

@@ -32,21 +32,7 @@ pub(super) async fn call(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.expect("request reaches the API");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
-    super::check_contract(&method, path, status, &headers, &text);
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    };
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    super::answer(&method, path, request).await
 }
 
 /// `POST /v1/team/members` with `{email, role}`.
