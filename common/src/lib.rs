@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod analytics;
+pub mod batching;
 pub mod billing;
 pub mod cache;
 pub mod config;

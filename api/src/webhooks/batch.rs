@@ -127,21 +127,7 @@ async fn flush_loop(
     pool: PgPool,
     enqueuer: Enqueuer,
 ) {
-    loop {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        {
-            let mut receiver = receiver.lock().await;
-            match receiver.recv().await {
-                Some(first) => batch.push(first),
-                None => return,
-            }
-            while batch.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-        }
+    while let Some(batch) = mingus_common::batching::next_batch(&receiver, MAX_BATCH).await {
         flush(&pool, &enqueuer, batch).await;
     }
 }

@@ -78,21 +78,7 @@ impl UsageReads {
 }
 
 async fn flush_loop(receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, pool: PgPool) {
-    loop {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        {
-            let mut receiver = receiver.lock().await;
-            match receiver.recv().await {
-                Some(first) => batch.push(first),
-                None => return,
-            }
-            while batch.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-        }
+    while let Some(batch) = crate::batching::next_batch(&receiver, MAX_BATCH).await {
         flush(&pool, batch).await;
     }
 }

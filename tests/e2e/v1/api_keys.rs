@@ -1,7 +1,6 @@
 //! API keys: create (shown once, stored as a hash) → use → list (no secret) → revoke → 401; expiry,
 //! scopes, the Executive plan gate, `last_used_at`, and bad input answered with JSON 4xx writing nothing.
 
-use mingus_common::entitlements::Entitlements;
 use mingus_tests::TestApp;
 use mingus_tests::frontend::user_token;
 use mingus_tests::wait::until;
@@ -10,7 +9,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    LIMIT, count_keys, create_key, executive, grant_plan, key_with, list_keys, send, user_on,
+    LIMIT, count_keys, create_key, executive, grant_plan, invalidate, key_with, list_keys, send,
+    user_on,
 };
 
 /// SHA-256 in hex, computed by PostgreSQL (independently of the API's code).
@@ -249,13 +249,7 @@ async fn only_plans_with_api_access_create_and_use_keys() {
     .await
     .unwrap();
     grant_plan(&app, user).await;
-    let redis = mingus_common::cache::connect(&app.config.redis)
-        .await
-        .unwrap();
-    Entitlements::new(app.db.pool.clone(), redis, &app.redis_prefix)
-        .invalidate(user)
-        .await
-        .unwrap();
+    invalidate(&app, user).await;
     let answer = list_keys(&app, &secret).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
     assert_eq!(answer.code(), "api_access_required");

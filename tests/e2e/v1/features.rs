@@ -5,7 +5,7 @@ use mingus_tests::frontend::user_token;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::{grant_plan, send, user_on};
+use super::{grant_plan, invalidate, send, user_on};
 
 async fn feature(app: &mingus_tests::TestApp, token: &str, name: &str) -> Value {
     let answer = send(
@@ -147,13 +147,7 @@ async fn the_plan_read_ahead_by_the_guard_gives_way_to_changes_at_once() {
     .await
     .unwrap();
     grant_plan(&app, user).await;
-    let redis = mingus_common::cache::connect(&app.config.redis)
-        .await
-        .unwrap();
-    mingus_common::entitlements::Entitlements::new(app.db.pool.clone(), redis, &app.redis_prefix)
-        .invalidate(user)
-        .await
-        .unwrap();
+    invalidate(&app, user).await;
     let custom = feature(&app, &token, "custom_reports").await;
     assert_eq!(
         (&custom["access"], &custom["tier"], &custom["limit"]),
@@ -218,13 +212,7 @@ async fn a_count_read_ahead_for_an_old_period_is_not_used() {
     .unwrap();
     counter(0).await;
     grant_plan(&app, user).await;
-    let redis = mingus_common::cache::connect(&app.config.redis)
-        .await
-        .unwrap();
-    mingus_common::entitlements::Entitlements::new(app.db.pool.clone(), redis, &app.redis_prefix)
-        .invalidate(user)
-        .await
-        .unwrap();
+    invalidate(&app, user).await;
     let answer = feature(&app, &token, "basic_analytics").await;
     assert_eq!(answer["usage"], 0, "the new period's count: {answer}");
     assert_eq!(answer["access"], true);

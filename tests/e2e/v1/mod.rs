@@ -39,6 +39,17 @@ pub(super) async fn user_on(app: &TestApp, tier: Option<&str>) -> Uuid {
     user
 }
 
+/// Evicts the user's cached plan, as the Stripe processor does after a change of access.
+pub(super) async fn invalidate(app: &TestApp, user: Uuid) {
+    let redis = mingus_common::cache::connect(&app.config.redis)
+        .await
+        .unwrap();
+    mingus_common::entitlements::Entitlements::new(app.db.pool.clone(), redis, &app.redis_prefix)
+        .invalidate(user)
+        .await
+        .unwrap();
+}
+
 /// Recomputes the user's `feature_access` rows from their subscriptions, as Stripe processing does.
 pub(super) async fn grant_plan(app: &TestApp, user: Uuid) {
     let mut tx = app.db.pool.begin().await.unwrap();
