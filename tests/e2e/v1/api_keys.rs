@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    LIMIT, count_keys, create_key, executive, grant_plan, invalidate, key_with, list_keys, send,
+    LIMIT, count_keys, create_key, executive, key_with, list_keys, move_to_professional, send,
     user_on,
 };
 
@@ -241,15 +241,7 @@ async fn only_plans_with_api_access_create_and_use_keys() {
     let user = executive(&app).await;
     let secret = key_with(&app, user, &["api_keys:read"], 100).await;
     assert_eq!(list_keys(&app, &secret).await.status, StatusCode::OK);
-    sqlx::query(
-        "UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1",
-    )
-    .bind(user)
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
-    grant_plan(&app, user).await;
-    invalidate(&app, user).await;
+    move_to_professional(&app, user).await;
     let answer = list_keys(&app, &secret).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
     assert_eq!(answer.code(), "api_access_required");

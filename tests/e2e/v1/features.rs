@@ -5,7 +5,7 @@ use mingus_tests::frontend::user_token;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::{grant_plan, invalidate, send, user_on};
+use super::{grant_plan, invalidate, move_to_professional, send, user_on};
 
 async fn feature(app: &mingus_tests::TestApp, token: &str, name: &str) -> Value {
     let answer = send(
@@ -139,15 +139,7 @@ async fn the_plan_read_ahead_by_the_guard_gives_way_to_changes_at_once() {
     assert!(cached.is_some(), "the plan is cached after the first call");
 
     // Upgrade behind the cache, then invalidate as the Stripe processor does.
-    sqlx::query(
-        "UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1",
-    )
-    .bind(user)
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
-    grant_plan(&app, user).await;
-    invalidate(&app, user).await;
+    move_to_professional(&app, user).await;
     let custom = feature(&app, &token, "custom_reports").await;
     assert_eq!(
         (&custom["access"], &custom["tier"], &custom["limit"]),

@@ -39,6 +39,20 @@ pub(super) async fn user_on(app: &TestApp, tier: Option<&str>) -> Uuid {
     user
 }
 
+/// Moves the user's subscription to Professional behind the cache: the plan row, the feature rows
+/// (as Stripe processing recomputes them) and the eviction, as the Stripe processor does.
+pub(super) async fn move_to_professional(app: &TestApp, user: Uuid) {
+    sqlx::query(
+        "UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1",
+    )
+    .bind(user)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    grant_plan(app, user).await;
+    invalidate(app, user).await;
+}
+
 /// Evicts the user's cached plan, as the Stripe processor does after a change of access.
 pub(super) async fn invalidate(app: &TestApp, user: Uuid) {
     let redis = mingus_common::cache::connect(&app.config.redis)

@@ -76,8 +76,24 @@ pub struct InvitationEmail<'a> {
     pub invitation: &'a NewInvitation,
 }
 
+/// Queues the invitation e-mail in `tx`, commits it (with whatever the caller wrote), and pushes the
+/// e-mail's job; the outbox sweep pushes it later if Redis is down.
+pub async fn send_email(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    state: &AppState,
+    email: &InvitationEmail<'_>,
+) -> Result<(), ApiError> {
+    let envelope = queue_email(&mut tx, state, email).await?;
+    tx.commit().await.map_err(crate::v1::db_error)?;
+    if let Some(envelope) = envelope {
+        mingus_common::jobs::outbox::push_after_commit(&state.db, &state.enqueuer, &[envelope])
+            .await;
+    }
+    Ok(())
+}
+
 /// Queues the invitation e-mail in the caller's transaction; returns the job to push after commit.
-pub async fn queue_email(
+async fn queue_email(
     conn: &mut PgConnection,
     state: &AppState,
     email: &InvitationEmail<'_>,

@@ -22,7 +22,6 @@ use crate::v1::auth::{Principal, TeamRole};
 use crate::v1::db_error;
 use crate::v1::extract::{JsonBody, PathParam};
 use crate::v1::scopes::Scope;
-use mingus_common::jobs::outbox;
 
 const MAX_NAME_CHARS: usize = 255;
 /// RFC 5321's limit on a path; the column holds 255.
@@ -188,11 +187,7 @@ pub async fn invite(
         inviter_id: principal.user_id,
         invitation: &invitation,
     };
-    let envelope = invitations::queue_email(&mut tx, &state, &email).await?;
-    tx.commit().await.map_err(db_error)?;
-    if let Some(envelope) = envelope {
-        outbox::push_after_commit(&state.db, &state.enqueuer, &[envelope]).await;
-    }
+    invitations::send_email(tx, &state, &email).await?;
     tracing::info!(%owner, member_id = %member.id, invited_by = %principal.user_id, "team member invited");
     Ok((StatusCode::CREATED, Json(member)).into_response())
 }
@@ -325,11 +320,7 @@ pub async fn resend(
         inviter_id: principal.user_id,
         invitation: &invitation,
     };
-    let envelope = invitations::queue_email(&mut tx, &state, &email).await?;
-    tx.commit().await.map_err(db_error)?;
-    if let Some(envelope) = envelope {
-        outbox::push_after_commit(&state.db, &state.enqueuer, &[envelope]).await;
-    }
+    invitations::send_email(tx, &state, &email).await?;
     tracing::info!(%owner, member_id = %id, invitations_sent, by = %principal.user_id, "team invitation resent");
     Ok(Json(member))
 }
