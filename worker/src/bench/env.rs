@@ -125,9 +125,11 @@ impl BenchEnv {
     }
 
     /// Deletes every key under the prefix, by SCAN batches (bounded), and our entry in apalis' global list.
+    /// The pattern is the bare prefix: the entitlement cache's keys are `{prefix}_entitlements:…`, which
+    /// `{prefix}:*` missed (each Stripe run left a generation key per user behind).
     pub async fn delete_prefix(&self) -> anyhow::Result<()> {
         let mut conn = self.redis();
-        let pattern = format!("{}:*", self.prefix);
+        let pattern = format!("{}*", self.prefix);
         let mut cursor: u64 = 0;
         for _ in 0..1_000_000 {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
