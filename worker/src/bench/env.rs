@@ -230,4 +230,41 @@ mod tests {
         assert!(require_loopback("x", url_host("redis://[::1]:6379")).is_ok());
         assert!(require_loopback("x", url_host("redis://10.0.0.5:6379")).is_err());
     }
+
+    /// `destroy` leaves nothing of the benchmark in Redis: the job keys (`{prefix}:…`) and the entitlement
+    /// cache's (`{prefix}_entitlements:…`, which the Stripe benchmark creates), and nobody else's keys.
+    #[tokio::test]
+    async fn destroy_deletes_every_key_of_the_prefix_and_no_other() -> anyhow::Result<()> {
+        let env = BenchEnv::create().await?;
+        let mut conn = env.redis();
+        let ours = [
+            format!("{}:bench:active", env.prefix),
+            format!("{}_entitlements:gen:{}", env.prefix, uuid::Uuid::new_v4()),
+        ];
+        let neighbour = format!("x{}_entitlements:gen:other", env.prefix);
+        for key in ours.iter().chain([&neighbour]) {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("EX")
+                .arg(600)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        env.destroy().await?;
+        for key in &ours {
+            let left: bool = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await?;
+            assert!(!left, "{key} survived destroy()");
+        }
+        let kept: bool = redis::cmd("EXISTS")
+            .arg(&neighbour)
+            .query_async(&mut conn)
+            .await?;
+        redis::cmd("DEL")
+            .arg(&neighbour)
+            .query_async::<()>(&mut conn)
+            .await?;
+        assert!(kept, "destroy() deleted a key outside its prefix");
+        Ok(())
+    }
 }
