@@ -167,7 +167,14 @@ pub async fn create(
     }
     let key = keys::generate()?;
     let scopes = serde_json::to_value(&request.scopes).map_err(anyhow::Error::from)?;
-    // The count and the insert are one statement; concurrent creations may pass the cap by a few.
+    // Creations of one user's keys take turns (a transaction-scoped advisory lock), so the count below is
+    // taken after any concurrent creation committed: 25 concurrent requests at 24 keys create exactly one.
+    let mut tx = state.db.begin().await.map_err(super::db_error)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('api_keys:' || $1::text, 0))")
+        .bind(principal.user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(super::db_error)?;
     let created: Option<KeyView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO api_keys (user_id, key_name, key_prefix, api_key_hash, permissions,
                                rate_limit_per_hour, expires_at)
@@ -184,9 +191,10 @@ pub async fn create(
     .bind(i32::try_from(request.rate_limit_per_hour).unwrap_or(i32::MAX))
     .bind(request.expires_at)
     .bind(MAX_ACTIVE_KEYS)
-    .fetch_optional(&state.db)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(super::db_error)?;
+    tx.commit().await.map_err(super::db_error)?;
     let Some(created) = created else {
         return Err(ApiError::client(
             StatusCode::CONFLICT,

@@ -384,3 +384,74 @@ async fn bad_input_is_a_json_4xx_and_writes_nothing() {
     );
     assert_eq!(count_keys(&app).await, 0);
 }
+
+/// At most 25 active keys per user, counted under a per-user lock: concurrent creations at 24 keys create
+/// exactly one; revoked and expired keys do not count, and revoking a key makes room again.
+#[tokio::test]
+async fn at_most_25_active_keys_even_when_created_concurrently() {
+    let app = TestApp::spawn().await;
+    let user = executive(&app).await;
+    // Keys 1–24 active, 25 revoked, 26 expired.
+    sqlx::query(
+        "INSERT INTO api_keys (user_id, key_name, key_prefix, api_key_hash, is_active, expires_at)
+         SELECT $1, 'seeded ' || n, 'mk_live_seed', md5($1::text || n), n <> 25,
+                CASE WHEN n = 26 THEN now() - interval '1 day' END
+         FROM generate_series(1, 26) n",
+    )
+    .bind(user)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let token = user_token(&app, user);
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let request = app
+            .client
+            .post(app.url("/v1/api-keys"))
+            .bearer_auth(&token)
+            .json(&json!({ "name": format!("concurrent {n}") }));
+        set.spawn(async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or("").to_owned(),
+            )
+        });
+    }
+    let mut replies = set.join_all().await;
+    replies.sort();
+    let mut expected = vec![(StatusCode::CONFLICT, "api_key_limit_reached".to_owned()); 7];
+    expected.insert(0, (StatusCode::CREATED, String::new()));
+    assert_eq!(replies, expected);
+    let active = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM api_keys WHERE user_id = $1 AND is_active
+               AND (expires_at IS NULL OR expires_at > now())",
+        )
+        .bind(user)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(active().await, 25);
+
+    let seeded: Uuid =
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE user_id = $1 AND key_name = 'seeded 1'")
+            .bind(user)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let revoked = send(
+        &app,
+        Method::DELETE,
+        &format!("/v1/api-keys/{seeded}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    create_key(&app, user, json!({"name": "after a revocation"})).await;
+    assert_eq!(active().await, 25);
+}
