@@ -38,3 +38,35 @@ pub async fn connect(config: &RedisConfig) -> redis::RedisResult<ConnectionManag
     let client = client(config)?;
     ConnectionManager::new_with_config(client, manager_config(config)).await
 }
+
+/// Deletes every key that starts with `prefix` (a namespace's job keys `{prefix}:…` and its entitlement
+/// keys `{prefix}_entitlements:…` alike), a `SCAN` page at a time, never one blocking command over the
+/// keyspace. Bounded: at most 1,000,000 pages. For benchmarks and tests that own a scratch namespace.
+pub async fn delete_prefix<C>(conn: &mut C, prefix: &str) -> redis::RedisResult<()>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let pattern = format!("{prefix}*");
+    let mut cursor: u64 = 0;
+    for _ in 0..1_000_000 {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<()>(conn)
+                .await?;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(())
+}

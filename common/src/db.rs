@@ -10,7 +10,7 @@
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::str::FromStr;
 use uuid::Uuid;
 
@@ -83,6 +83,16 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     pool_options(config)
         .connect_with(connect_options(config)?)
         .await
+}
+
+/// Takes the transaction-scoped advisory lock named `key` (hashed to 64 bits by PostgreSQL): transactions
+/// naming the same key take turns until commit or rollback.
+pub async fn advisory_xact_lock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Begins a transaction in which row-level security restricts every user-owned table to `user_id`.

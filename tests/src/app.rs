@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use mingus_common::Config;
-use redis::AsyncCommands;
 use tokio::sync::oneshot;
 
 use crate::TestDb;
@@ -107,25 +106,7 @@ pub async fn delete_redis_prefix(prefix: &str) -> redis::RedisResult<()> {
 pub(crate) async fn delete_prefix_at(url: &str, prefix: &str) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let pattern = format!("{prefix}*");
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(500)
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            let _: () = conn.del(keys).await?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
+    mingus_common::cache::delete_prefix(&mut conn, prefix).await
 }
 
 impl Drop for TestApp {

@@ -96,28 +96,6 @@ impl Scratch {
         let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
             return;
         };
-        let mut cursor: u64 = 0;
-        // Bounded: a scratch namespace holds far fewer than 100,000 pages of keys.
-        for _ in 0..100_000 {
-            let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-            else {
-                break;
-            };
-            if !keys.is_empty() {
-                let _: redis::RedisResult<()> =
-                    redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let _ = mingus_common::cache::delete_prefix(&mut conn, &self.prefix).await;
     }
 }

@@ -170,9 +170,8 @@ pub async fn create(
     // Creations of one user's keys take turns (a transaction-scoped advisory lock), so the count below is
     // taken after any concurrent creation committed: 25 concurrent requests at 24 keys create exactly one.
     let mut tx = state.db.begin().await.map_err(super::db_error)?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('api_keys:' || $1::text, 0))")
-        .bind(principal.user_id)
-        .execute(&mut *tx)
+    let lock = format!("mingus:api_keys:{}", principal.user_id);
+    mingus_common::db::advisory_xact_lock(&mut tx, &lock)
         .await
         .map_err(super::db_error)?;
     let created: Option<KeyView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -124,33 +124,11 @@ impl BenchEnv {
         Ok(())
     }
 
-    /// Deletes every key under the prefix, by SCAN batches (bounded), and our entry in apalis' global list.
-    /// The pattern is the bare prefix: the entitlement cache's keys are `{prefix}_entitlements:…`, which
-    /// `{prefix}:*` missed (each Stripe run left a generation key per user behind).
+    /// Deletes every key under the prefix (`mingus_common::cache::delete_prefix`: the job keys and the
+    /// entitlement cache's `{prefix}_entitlements:…`) and our entry in apalis' global list.
     pub async fn delete_prefix(&self) -> anyhow::Result<()> {
         let mut conn = self.redis();
-        let pattern = format!("{}*", self.prefix);
-        let mut cursor: u64 = 0;
-        for _ in 0..1_000_000 {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async::<()>(&mut conn)
-                    .await?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        mingus_common::cache::delete_prefix(&mut conn, &self.prefix).await?;
         redis::cmd("ZREM")
             .arg("core:apalis:queues:list")
             .arg(self.keys.workers())

@@ -79,11 +79,7 @@ pub(crate) struct Apply<'a> {
 impl Apply<'_> {
     /// Serialises everything applied for one Stripe object (subscription or customer id).
     pub async fn lock(&mut self, stripe_id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(stripe_id)
-            .execute(&mut *self.conn)
-            .await
-            .map(|_| ())
+        mingus_common::db::advisory_xact_lock(&mut *self.conn, stripe_id).await
     }
 
     /// Records that the user's tier or access state changed: the statement that closes the event's

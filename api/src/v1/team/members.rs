@@ -118,9 +118,7 @@ pub async fn invite(
 
     let mut tx = state.db.begin().await.map_err(db_error)?;
     // One invitation at a time per team: the count below stays true until commit.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('mingus:team:' || $1::text, 0))")
-        .bind(owner)
-        .execute(&mut *tx)
+    mingus_common::db::advisory_xact_lock(&mut tx, &format!("mingus:team:{owner}"))
         .await
         .map_err(db_error)?;
     let owner_email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
