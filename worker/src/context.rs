@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use mingus_common::Config;
 use mingus_common::email::smtp::Mailer;
+use mingus_common::entitlements::evict::Evictor;
 use mingus_common::jobs::Enqueuer;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -16,6 +17,8 @@ pub struct JobContext {
     pub enqueuer: Enqueuer,
     /// The process's SMTP sender and its connection pool (connects on the first e-mail).
     pub mailer: Arc<Mailer>,
+    /// Evicts cached entitlements after a commit that changed access (this context's Redis and prefix).
+    pub evictor: Evictor,
 }
 
 /// Why a job failed: retried with backoff, or dead at once.

@@ -23,6 +23,7 @@ use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use futures::task::AtomicWaker;
 use mingus_common::config::RedisConfig;
+use mingus_common::entitlements::evict::Evictor;
 use mingus_common::jobs::ledger::Ledger;
 use mingus_common::jobs::{Enqueuer, Envelope, QueueKeys};
 use mingus_common::queue::Queue;
@@ -99,7 +100,7 @@ impl WorkerRuntime {
             .context("cannot connect to REDIS_URL")?;
         let enqueuer = Enqueuer::new(redis.clone(), config.redis.key_prefix.clone());
         // Stripe processing and the billing sweeps evict cached entitlements after their commits.
-        mingus_common::entitlements::evict::install(redis.clone(), &config.redis.key_prefix);
+        let evictor = Evictor::new(redis.clone(), &config.redis.key_prefix);
         let mailer = mingus_common::email::smtp::Mailer::new(&config.email)
             .context("invalid e-mail settings (SMTP_URL, SMTP_TLS_CA_FILE)")?;
         Ok(WorkerRuntime {
@@ -109,6 +110,7 @@ impl WorkerRuntime {
                 redis,
                 enqueuer,
                 mailer: Arc::new(mailer),
+                evictor,
             },
         })
     }

@@ -30,8 +30,8 @@ pub struct Entitlement {
 
 /// Recomputes the user's subscription-granted rows as of `now`, in the caller's transaction (serialised
 /// per user by an advisory lock). One server-side call, `mingus_recompute_access` (migration
-/// `…14_stripe_apply`), holds the rules above. Call [`invalidate_entitlement_cache`] after the
-/// transaction commits.
+/// `…14_stripe_apply`), holds the rules above. Evict the user's cached entitlements
+/// (`entitlements::evict::Evictor::after_commit`) after the transaction commits.
 pub async fn recompute(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -50,14 +50,4 @@ pub async fn recompute(
         expires_at,
         has_access,
     })
-}
-
-/// The entitlement cache invalidation hook: call it after a transaction that changed these users'
-/// access has committed. It hands them to the process's evictor (`crate::entitlements::evict`), which
-/// deletes their cached snapshots in Redis.
-pub fn invalidate_entitlement_cache(user_ids: &[Uuid]) {
-    if !user_ids.is_empty() {
-        tracing::debug!(users = user_ids.len(), "entitlements changed");
-        crate::entitlements::evict::after_commit(user_ids);
-    }
 }

@@ -1,37 +1,40 @@
-//! Evicting cached entitlements after a commit that changed a user's access, from code that holds no
-//! Redis handle (`billing::access::invalidate_entitlement_cache`, called by the Stripe processor and the
-//! billing sweeps): the process installs one evictor with its Redis connection and key prefix at start.
-
-use std::sync::OnceLock;
+//! Evicting cached entitlements after a commit that changed a user's access (the worker's Stripe
+//! processing and billing sweeps). The handle carries its own Redis connection and key prefix, so every
+//! writer evicts under the prefix it was configured with — a process may host several (the test binary
+//! runs many in-process workers, each with its own prefix).
 
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 use super::cache::Cache;
 
-static EVICTOR: OnceLock<Cache> = OnceLock::new();
-
-/// Installs the process's evictor (the first call wins: one Redis prefix per process).
-pub fn install(redis: ConnectionManager, key_prefix: &str) {
-    let _ = EVICTOR.set(Cache::new(redis, key_prefix));
+/// Deletes cached entitlement snapshots (and bumps their generations) under one key prefix.
+#[derive(Clone)]
+pub struct Evictor {
+    cache: Cache,
 }
 
-/// Evicts the users' snapshots in the background. Without an installed evictor (tools, tests that call
-/// billing code directly) the snapshots expire within the TTL. A failed eviction is logged: the TTL
-/// bounds the staleness it leaves.
-pub fn after_commit(user_ids: &[Uuid]) {
-    let Some(cache) = EVICTOR.get() else {
-        return;
-    };
-    if user_ids.is_empty() {
-        return;
-    }
-    let (cache, users) = (cache.clone(), user_ids.to_vec());
-    tokio::spawn(async move {
-        for user_id in users {
-            if let Err(err) = cache.invalidate(user_id).await {
-                tracing::warn!(error = %err, %user_id, "cannot evict cached entitlements (they expire within the TTL)");
-            }
+impl Evictor {
+    pub fn new(redis: ConnectionManager, key_prefix: &str) -> Self {
+        Evictor {
+            cache: Cache::new(redis, key_prefix),
         }
-    });
+    }
+
+    /// Evicts the users' snapshots in the background, after the commit that changed their access. A
+    /// failed eviction is logged: the TTL bounds the staleness it leaves.
+    pub fn after_commit(&self, user_ids: &[Uuid]) {
+        if user_ids.is_empty() {
+            return;
+        }
+        tracing::debug!(users = user_ids.len(), "entitlements changed");
+        let (cache, users) = (self.cache.clone(), user_ids.to_vec());
+        tokio::spawn(async move {
+            for user_id in users {
+                if let Err(err) = cache.invalidate(user_id).await {
+                    tracing::warn!(error = %err, %user_id, "cannot evict cached entitlements (they expire within the TTL)");
+                }
+            }
+        });
+    }
 }

@@ -16,8 +16,8 @@
 //! **Cache.** The plan (not the usage) is cached in Redis for at most 300 s ([`cache`]), and never past
 //! the next moment it changes by itself (a grant's expiry, the end of access, the end of the period).
 //! Writers of access evict after their commit: the worker's Stripe processing and billing sweeps
-//! through `billing::access::invalidate_entitlement_cache` (forwarded to the evictor the worker installs,
-//! [`evict::install`]), anything else with [`Entitlements::invalidate`]. A write that evicts nothing (a
+//! through their [`evict::Evictor`] (the worker's Redis and key prefix), anything else with
+//! [`Entitlements::invalidate`]. A write that evicts nothing (a
 //! hand-edited row, a `pricing_tiers` change) shows within the TTL. Database triggers sending NOTIFY
 //! were tried and dropped: PostgreSQL serialises the commits of notifying transactions on one lock, which
 //! cut Stripe event processing by 28 % (1,446 → 1,047 events/s).

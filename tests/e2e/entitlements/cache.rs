@@ -6,9 +6,10 @@ use chrono::Utc;
 use mingus_common::entitlements::Reason;
 use mingus_common::jobs::EnqueueOptions;
 use mingus_common::jobs::catalog::ProcessStripeEvent;
-use mingus_tests::WorkerProcess;
+use mingus_common::queue::Queue;
 use mingus_tests::stripe::{self as fx, ApiShape, SubscriptionState, envelope, process, store};
 use mingus_tests::wait::until;
+use mingus_tests::{TestWorker, WorkerProcess};
 use redis::AsyncCommands;
 
 use super::{DAY, Env, Sub, at, days};
@@ -83,76 +84,141 @@ async fn snapshots_are_cached_with_the_ttl_and_invalidate_evicts_them() {
 #[tokio::test]
 async fn a_stripe_event_processed_by_the_worker_evicts_the_cached_snapshot() {
     let env = Env::new().await;
-    let now = Utc::now();
-    let t = now.timestamp();
-    let user = env.user(now - days(400)).await;
-    sqlx::query("UPDATE users SET stripe_customer_id = 'cus_evict' WHERE id = $1")
-        .bind(user)
-        .execute(env.pool())
-        .await
-        .unwrap();
-    let shape = ApiShape::Basil;
-    let mut state =
-        SubscriptionState::new("sub_evict", "cus_evict", "active", (t - DAY, t + 29 * DAY));
-    state.lookup_key = "essentials_monthly";
-    let created = envelope(
-        shape,
-        "evt_evict_1",
-        "customer.subscription.created",
-        t - 60,
-        fx::subscription(shape, &state),
-    );
-    store(env.pool(), &created).await;
-    let stripe = &env.env.config.stripe;
-    process(env.pool(), stripe, "evt_evict_1", now)
-        .await
-        .unwrap();
-
-    // Essentials: no custom reports, and the answer is now cached.
-    let check = env.ent.check(user, "custom_reports", now).await.unwrap();
-    assert_eq!(check.reason, Some(Reason::FeatureNotIncluded));
-    let key = env.ent.cache_key(user);
-    let mut conn = redis(&env).await;
-    let cached: bool = conn.exists(&key).await.unwrap();
-    assert!(cached, "the snapshot is cached");
-
-    // The upgrade goes through the queue and a worker process of its own.
+    let upgrade = Upgrade::cached(&env, "proc").await;
     let _worker = WorkerProcess::start(&env.env, "stripe-events", &[]);
-    state.lookup_key = "professional_monthly";
-    let upgraded = envelope(
-        shape,
-        "evt_evict_2",
-        "customer.subscription.updated",
-        t - 30,
-        fx::subscription(shape, &state),
-    );
-    store(env.pool(), &upgraded).await;
-    let job = ProcessStripeEvent {
-        event_id: "evt_evict_2".into(),
-    };
-    env.env
-        .enqueuer
-        .enqueue(&job, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let check = until(
-        Duration::from_secs(30),
-        "the upgrade is visible",
-        || async {
-            let check = env
-                .ent
-                .check(user, "custom_reports", Utc::now())
-                .await
-                .unwrap();
-            check.access.then_some(check)
-        },
-    )
-    .await;
-    assert_eq!(check.tier.as_deref(), Some("professional"));
-    let processed: String =
-        sqlx::query_scalar("SELECT status FROM stripe_events WHERE id = 'evt_evict_2'")
-            .fetch_one(env.pool())
+    upgrade.enqueue_and_wait(&env).await;
+}
+
+/// Workers hosted in one process with different key prefixes (as the test binary hosts them) each
+/// evict under their own prefix: the second worker's eviction must not go to the first one's keys.
+#[tokio::test]
+async fn in_process_workers_evict_under_their_own_prefix() {
+    let first = Env::new().await;
+    let second = Env::new().await;
+    let first_upgrade = Upgrade::cached(&first, "one").await;
+    let second_upgrade = Upgrade::cached(&second, "two").await;
+    let first_worker = TestWorker::spawn(first.env.config.clone(), &[Queue::StripeEvents]).await;
+    let second_worker = TestWorker::spawn(second.env.config.clone(), &[Queue::StripeEvents]).await;
+    second_upgrade.enqueue_and_wait(&second).await;
+    first_upgrade.enqueue_and_wait(&first).await;
+    first_worker.stop().await.unwrap();
+    second_worker.stop().await.unwrap();
+    // Each eviction bumped the generation under its own prefix, and only there.
+    let mut conn = redis(&first).await;
+    for (env, upgrade, other) in [
+        (&first, &first_upgrade, &second),
+        (&second, &second_upgrade, &first),
+    ] {
+        let own = scan(&mut conn, &format!("{}_entitlements:gen:*", env.env.prefix)).await;
+        assert_eq!(
+            own,
+            [format!(
+                "{}_entitlements:gen:{}",
+                env.env.prefix, upgrade.user
+            )]
+        );
+        let stray = format!("{}_entitlements:gen:{}", other.env.prefix, upgrade.user);
+        let exists: bool = conn.exists(&stray).await.unwrap();
+        assert!(!exists, "{stray}");
+    }
+}
+
+async fn scan(conn: &mut redis::aio::ConnectionManager, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut iter: redis::AsyncIter<String> = conn.scan_match(pattern).await.unwrap();
+    while let Some(key) = iter.next_item().await {
+        keys.push(key.unwrap());
+    }
+    keys
+}
+
+/// A user on Essentials whose plan is cached, and the Professional upgrade event stored for them.
+struct Upgrade {
+    user: uuid::Uuid,
+    event_id: String,
+}
+
+impl Upgrade {
+    async fn cached(env: &Env, name: &str) -> Self {
+        let now = Utc::now();
+        let t = now.timestamp();
+        let user = env.user(now - days(400)).await;
+        let (customer, sub_id) = (format!("cus_evict_{name}"), format!("sub_evict_{name}"));
+        sqlx::query("UPDATE users SET stripe_customer_id = $2 WHERE id = $1")
+            .bind(user)
+            .bind(&customer)
+            .execute(env.pool())
             .await
             .unwrap();
-    assert_eq!(processed, "processed");
+        let shape = ApiShape::Basil;
+        let mut state =
+            SubscriptionState::new(&sub_id, &customer, "active", (t - DAY, t + 29 * DAY));
+        state.lookup_key = "essentials_monthly";
+        let created_id = format!("evt_evict_{name}_1");
+        let created = envelope(
+            shape,
+            &created_id,
+            "customer.subscription.created",
+            t - 60,
+            fx::subscription(shape, &state),
+        );
+        store(env.pool(), &created).await;
+        process(env.pool(), &env.env.config.stripe, &created_id, now)
+            .await
+            .unwrap();
+
+        // Essentials: no custom reports, and the answer is now cached.
+        let check = env.ent.check(user, "custom_reports", now).await.unwrap();
+        assert_eq!(check.reason, Some(Reason::FeatureNotIncluded));
+        let mut conn = redis(env).await;
+        let cached: bool = conn.exists(env.ent.cache_key(user)).await.unwrap();
+        assert!(cached, "the snapshot is cached");
+
+        state.lookup_key = "professional_monthly";
+        let event_id = format!("evt_evict_{name}_2");
+        let upgraded = envelope(
+            shape,
+            &event_id,
+            "customer.subscription.updated",
+            t - 30,
+            fx::subscription(shape, &state),
+        );
+        store(env.pool(), &upgraded).await;
+        Upgrade { user, event_id }
+    }
+
+    /// Enqueues the upgrade (a worker serves `stripe-events`) and waits until the check sees it — far
+    /// sooner than the TTL, so only an eviction can have made it visible.
+    async fn enqueue_and_wait(&self, env: &Env) {
+        let job = ProcessStripeEvent {
+            event_id: self.event_id.clone(),
+        };
+        env.env
+            .enqueuer
+            .enqueue(&job, EnqueueOptions::default())
+            .await
+            .unwrap();
+        let user = self.user;
+        let check = until(
+            Duration::from_secs(30),
+            "the upgrade is visible",
+            || async {
+                let check = env
+                    .ent
+                    .check(user, "custom_reports", Utc::now())
+                    .await
+                    .unwrap();
+                check.access.then_some(check)
+            },
+        )
+        .await;
+        assert_eq!(check.tier.as_deref(), Some("professional"));
+        let processed: String =
+            sqlx::query_scalar("SELECT status FROM stripe_events WHERE id = $1")
+                .bind(&self.event_id)
+                .fetch_one(env.pool())
+                .await
+                .unwrap();
+        assert_eq!(processed, "processed");
+    }
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use mingus_common::billing::access;
 use mingus_common::billing::email::{self, BillingEmail, keys, templates};
 use mingus_common::config::stripe::StripeConfig;
+use mingus_common::entitlements::evict::Evictor;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -35,13 +36,13 @@ pub struct RenewalSweepReport {
 }
 
 pub async fn trial_expiry_sweep(ctx: &JobContext) -> Result<(), JobError> {
-    let report = run_trial_expiry(&ctx.db, Utc::now()).await?;
+    let report = trial_expiry(&ctx.db, Utc::now(), Some(&ctx.evictor)).await?;
     tracing::info!(?report, "trial expiry sweep done");
     Ok(())
 }
 
 pub async fn renewal_sweep(ctx: &JobContext) -> Result<(), JobError> {
-    let report = run_renewals(&ctx.db, &ctx.config.stripe, Utc::now()).await?;
+    let report = renewals(&ctx.db, &ctx.config.stripe, Utc::now(), Some(&ctx.evictor)).await?;
     tracing::info!(?report, "renewal sweep done");
     Ok(())
 }
@@ -154,12 +155,14 @@ fn lifecycle_email(
     }
 }
 
-/// Applies `transition` to every subscription it matches at `now`; returns how many changed.
+/// Applies `transition` to every subscription it matches at `now`; returns how many changed. Each
+/// changed user's cached entitlements are evicted after their commit when an evictor is given.
 async fn run(
     db: &PgPool,
     transition: &Transition,
     now: DateTime<Utc>,
     grace_secs: f64,
+    evictor: Option<&Evictor>,
 ) -> Result<usize, sqlx::Error> {
     let mut changed = 0;
     let mut after = Uuid::nil();
@@ -194,7 +197,9 @@ async fn run(
                 }
                 access::recompute(&mut tx, user_id, now).await?;
                 tx.commit().await?;
-                access::invalidate_entitlement_cache(&[user_id]);
+                if let Some(evictor) = evictor {
+                    evictor.after_commit(&[user_id]);
+                }
                 changed += 1;
             }
         }
@@ -246,9 +251,18 @@ async fn remind(
 /// Trials: a reminder three days before `trial_end` (the key Stripe's `trial_will_end` uses too, so
 /// Stripe-backed trials get one), and trials without a Stripe subscription end at `trial_end`. Trials
 /// Stripe backs are Stripe's to convert, cancel or pause; their access ends at `trial_end` until it says.
+/// Evicts no cached entitlements (tools and tests; the sweep job evicts with its worker's Redis).
 pub async fn run_trial_expiry(
     db: &PgPool,
     now: DateTime<Utc>,
+) -> Result<TrialSweepReport, sqlx::Error> {
+    trial_expiry(db, now, None).await
+}
+
+async fn trial_expiry(
+    db: &PgPool,
+    now: DateTime<Utc>,
+    evictor: Option<&Evictor>,
 ) -> Result<TrialSweepReport, sqlx::Error> {
     let reminders = remind(
         db,
@@ -265,17 +279,27 @@ pub async fn run_trial_expiry(
         },
     )
     .await?;
-    let expired = run(db, &TRIAL_ENDED, now, 0.0).await?;
+    let expired = run(db, &TRIAL_ENDED, now, 0.0, evictor).await?;
     Ok(TrialSweepReport { reminders, expired })
 }
 
 /// Renewals, in this order: annual renewal reminders 7 days ahead; `cancel_at_period_end`
 /// subscriptions end with their period; an ended period not renewed goes `past_due` with
 /// `grace_until = period end + STRIPE_GRACE_PERIOD_SECS`; a local subscription past `grace_until` ends.
+/// Evicts no cached entitlements (tools and tests; the sweep job evicts with its worker's Redis).
 pub async fn run_renewals(
     db: &PgPool,
     stripe: &StripeConfig,
     now: DateTime<Utc>,
+) -> Result<RenewalSweepReport, sqlx::Error> {
+    renewals(db, stripe, now, None).await
+}
+
+async fn renewals(
+    db: &PgPool,
+    stripe: &StripeConfig,
+    now: DateTime<Utc>,
+    evictor: Option<&Evictor>,
 ) -> Result<RenewalSweepReport, sqlx::Error> {
     let reminders = remind(
         db,
@@ -296,8 +320,8 @@ pub async fn run_renewals(
     let grace = stripe.grace_period.as_secs_f64();
     Ok(RenewalSweepReport {
         reminders,
-        ended_at_period_end: run(db, &CANCELLED_AT_PERIOD_END, now, grace).await?,
-        past_due: run(db, &OVERDUE, now, grace).await?,
-        grace_expired: run(db, &GRACE_OVER, now, grace).await?,
+        ended_at_period_end: run(db, &CANCELLED_AT_PERIOD_END, now, grace, evictor).await?,
+        past_due: run(db, &OVERDUE, now, grace, evictor).await?,
+        grace_expired: run(db, &GRACE_OVER, now, grace, evictor).await?,
     })
 }

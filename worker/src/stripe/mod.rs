@@ -18,7 +18,7 @@ mod refund;
 mod subscription;
 
 use chrono::{DateTime, Utc};
-use mingus_common::billing::{BillingError, Event, access, email};
+use mingus_common::billing::{BillingError, Event, email};
 use mingus_common::config::stripe::{StripeConfig, StripeMode};
 use mingus_common::jobs::catalog::ProcessStripeEvent;
 use mingus_common::jobs::{Envelope, outbox};
@@ -70,7 +70,7 @@ pub(crate) struct Apply<'a> {
     pub stripe: &'a StripeConfig,
     pub event: &'a Event,
     pub now: DateTime<Utc>,
-    /// Users whose access was recomputed (their cached entitlements are invalidated after commit).
+    /// Users whose access was recomputed (their cached entitlements are evicted after commit).
     pub changed_users: Vec<Uuid>,
     /// E-mail jobs staged in this transaction, pushed after commit.
     pub staged: Vec<Envelope>,
@@ -132,7 +132,7 @@ pub async fn process_event(
     outbox_job: Option<Uuid>,
     attempt: Attempt,
 ) -> Result<Outcome, JobError> {
-    let (outcome, staged) = process_staged(
+    let done = process_staged(
         &ctx.db,
         &ctx.config.stripe,
         event_id,
@@ -141,8 +141,9 @@ pub async fn process_event(
         Utc::now(),
     )
     .await?;
-    outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &staged).await;
-    Ok(outcome)
+    ctx.evictor.after_commit(&done.changed_users);
+    outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &done.staged).await;
+    Ok(done.outcome)
 }
 
 /// [`process_event`] with an explicit clock (`now` decides access expiry and reminder re-checks).
@@ -153,13 +154,33 @@ pub async fn process_event_at(
     attempt: Attempt,
     now: DateTime<Utc>,
 ) -> Result<Outcome, JobError> {
-    // The staged e-mail jobs stay in the outbox: the e-mail sweep pushes them within a minute.
+    // The staged e-mail jobs stay in the outbox: the e-mail sweep pushes them within a minute. Nothing
+    // is evicted: without a worker's Redis the cached entitlements expire within their TTL.
     Ok(process_staged(db, stripe, event_id, None, attempt, now)
         .await?
-        .0)
+        .outcome)
 }
 
-/// [`process_event_at`], returning the e-mail jobs staged in the event's transaction (to push).
+/// What one committed attempt leaves to do after its commit.
+struct Done {
+    outcome: Outcome,
+    /// Users whose access was recomputed: their cached entitlements are evicted.
+    changed_users: Vec<Uuid>,
+    /// E-mail jobs staged in the event's transaction: pushed.
+    staged: Vec<Envelope>,
+}
+
+impl Done {
+    fn nothing(outcome: Outcome) -> Self {
+        Done {
+            outcome,
+            changed_users: Vec::new(),
+            staged: Vec::new(),
+        }
+    }
+}
+
+/// [`process_event_at`], returning what is left to do after the event's commit.
 async fn process_staged(
     db: &PgPool,
     stripe: &StripeConfig,
@@ -167,7 +188,7 @@ async fn process_staged(
     outbox_job: Option<Uuid>,
     attempt: Attempt,
     now: DateTime<Utc>,
-) -> Result<(Outcome, Vec<Envelope>), JobError> {
+) -> Result<Done, JobError> {
     // Read without a row lock: the transaction below marks the event only if no one finished it
     // meanwhile (a concurrent replay of the same event), and rolls back otherwise. A lock here cost a
     // WAL record on every event to protect against a rare race the conditional mark catches anyway.
@@ -184,7 +205,7 @@ async fn process_staged(
     };
     if is_final(&status) {
         complete_outbox(db, outbox_job).await?;
-        return Ok((Outcome::AlreadyFinal, Vec::new()));
+        return Ok(Done::nothing(Outcome::AlreadyFinal));
     }
     // One commit per event: the applied state, the event's status and the job's outbox completion are
     // durable together, or (a crash before the commit) none of them is and the outbox re-drives it.
@@ -208,11 +229,14 @@ async fn process_staged(
                 // Someone else finished this event while we applied it: theirs stands.
                 tx.rollback().await?;
                 complete_outbox(db, outbox_job).await?;
-                return Ok((Outcome::AlreadyFinal, Vec::new()));
+                return Ok(Done::nothing(Outcome::AlreadyFinal));
             }
             tx.commit().await?;
-            access::invalidate_entitlement_cache(&changed_users);
-            Ok((outcome, staged))
+            Ok(Done {
+                outcome,
+                changed_users,
+                staged,
+            })
         }
         Err(err) => {
             tx.rollback().await?;
