@@ -6,6 +6,7 @@ mod event_types;
 mod failures;
 mod guard_sql;
 mod payments;
+mod race;
 mod stream;
 
 use chrono::{DateTime, Utc};

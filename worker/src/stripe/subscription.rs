@@ -4,8 +4,12 @@
 use chrono::{DateTime, Utc};
 use mingus_common::billing::email::{BillingEmail, keys, templates};
 use mingus_common::billing::objects::SubscriptionView;
-use mingus_common::billing::{StripeStatus, resolve_plan};
+use mingus_common::billing::{Event, Plan, StripeStatus, resolve_plan};
+use mingus_common::config::stripe::StripeConfig;
 use serde_json::json;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
 use super::{Apply, not_yet};
@@ -33,7 +37,7 @@ pub(super) struct Applied {
 pub(super) async fn state_changed(a: &mut Apply<'_>) -> Result<(), JobError> {
     let event = a.event;
     let sub = SubscriptionView(&event.object);
-    let Some(applied) = apply_state(a, sub).await? else {
+    let Some(applied) = apply_state(a).await? else {
         return Ok(());
     };
     if applied.status == StripeStatus::Canceled {
@@ -52,100 +56,169 @@ pub(super) async fn state_changed(a: &mut Apply<'_>) -> Result<(), JobError> {
     Ok(())
 }
 
-/// Applies the subscription state unless the stored one is newer (see `billing::guard`); returns what
-/// was applied, or `None` when the guard kept the stored state.
-pub(super) async fn apply_state(
-    a: &mut Apply<'_>,
-    sub: SubscriptionView<'_>,
-) -> Result<Option<Applied>, JobError> {
-    let sub_id = sub.id()?;
-    let customer = sub.customer()?;
-    let mut status = sub.status()?;
-    if a.event.kind == "customer.subscription.deleted" && !status.is_terminal() {
-        status = StripeStatus::Canceled;
+/// An event's subscription state, ready for `mingus_upsert_subscription_state` (migration
+/// `…17_subscription_state_apply`), which decides the ordering guard and writes under the row lock.
+pub(super) struct State<'a> {
+    sub_id: &'a str,
+    customer: &'a str,
+    status: StripeStatus,
+    plan: Plan,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    trial: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    canceled_at: Option<DateTime<Utc>>,
+    cancel_at_period_end: bool,
+    event_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    grace_until: Option<DateTime<Utc>>,
+    is_creation: bool,
+}
+
+impl<'a> State<'a> {
+    /// The state a `customer.subscription.*` event carries (`deleted` always ends the subscription).
+    pub fn of(event: &'a Event, stripe: &StripeConfig) -> Result<Self, JobError> {
+        let sub = SubscriptionView(&event.object);
+        let mut status = sub.status()?;
+        if event.kind == "customer.subscription.deleted" && !status.is_terminal() {
+            status = StripeStatus::Canceled;
+        }
+        let period = sub.period()?;
+        let grace =
+            chrono::Duration::from_std(stripe.grace_period).unwrap_or(chrono::Duration::MAX);
+        Ok(State {
+            sub_id: sub.id()?,
+            customer: sub.customer()?,
+            status,
+            plan: resolve_plan(sub.price()?, stripe)?,
+            period,
+            trial: sub.trial(),
+            canceled_at: sub.canceled_at(),
+            cancel_at_period_end: sub.cancel_at_period_end(),
+            event_at: event.created,
+            // The unpaid period began at the period start (Stripe advances the period at renewal).
+            grace_until: (status == StripeStatus::PastDue)
+                .then(|| period.0.checked_add_signed(grace))
+                .flatten(),
+            // Only a terminal state has ended; the payload's ended_at of a live subscription is not an end.
+            ended_at: status
+                .is_terminal()
+                .then(|| sub.ended_at().unwrap_or(event.created)),
+            is_creation: event.kind == "customer.subscription.created",
+        })
     }
-    let plan = resolve_plan(sub.price()?, a.stripe)?;
-    let (period_start, period_end) = sub.period()?;
-    let (trial_start, trial_end) = sub.trial();
-    let grace = chrono::Duration::from_std(a.stripe.grace_period).unwrap_or(chrono::Duration::MAX);
-    // The unpaid period began at the period start (Stripe advances the period at renewal).
-    let grace_until = (status == StripeStatus::PastDue)
-        .then(|| period_start.checked_add_signed(grace))
-        .flatten();
-    // Only a terminal state has ended; the payload's ended_at of a live subscription is not an end.
-    let ended_at = status
-        .is_terminal()
-        .then(|| sub.ended_at().unwrap_or(a.event.created));
-    let is_creation = a.event.kind == "customer.subscription.created";
-    // One statement decides and writes: ON CONFLICT takes the row lock and checks the ordering guard
-    // against the latest committed state, so concurrent events of one subscription serialise on the row
-    // (a race of two first events meets at the unique index). A new row belongs to the customer's user.
-    let written: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO subscriptions AS s (user_id, plan_tier, plan_price, currency, billing_cycle, status,
-             current_period_start, current_period_end, trial_start, trial_end, cancelled_at, cancel_at_period_end,
-             stripe_subscription_id, stripe_price_id, stripe_status, stripe_customer_id, stripe_event_at,
-             stripe_status_rank, ended_at, grace_until)
-         SELECT owner.id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
-         FROM (SELECT coalesce((SELECT user_id FROM subscriptions WHERE stripe_subscription_id = $12),
-                               (SELECT id FROM users WHERE stripe_customer_id = $15)) AS id) owner
-         WHERE owner.id IS NOT NULL
-         ON CONFLICT (stripe_subscription_id) WHERE stripe_subscription_id IS NOT NULL DO UPDATE SET
-             plan_tier = EXCLUDED.plan_tier, plan_price = EXCLUDED.plan_price, currency = EXCLUDED.currency,
-             billing_cycle = EXCLUDED.billing_cycle, status = EXCLUDED.status,
-             current_period_start = EXCLUDED.current_period_start, current_period_end = EXCLUDED.current_period_end,
-             trial_start = EXCLUDED.trial_start, trial_end = EXCLUDED.trial_end,
-             cancelled_at = EXCLUDED.cancelled_at, cancel_at_period_end = EXCLUDED.cancel_at_period_end,
-             stripe_price_id = EXCLUDED.stripe_price_id, stripe_status = EXCLUDED.stripe_status,
-             stripe_customer_id = EXCLUDED.stripe_customer_id, stripe_event_at = EXCLUDED.stripe_event_at,
-             stripe_status_rank = EXCLUDED.stripe_status_rank, ended_at = EXCLUDED.ended_at,
-             grace_until = EXCLUDED.grace_until, updated_at = now()
-         WHERE mingus_guard_allows(s.stripe_event_at, s.stripe_status_rank,
-                                   EXCLUDED.stripe_event_at, EXCLUDED.stripe_status_rank, $20)
-         RETURNING s.user_id",
+
+    /// Binds the upsert's twenty arguments, in the order of `mingus_upsert_subscription_state`.
+    fn bind<'q, O>(
+        &'q self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query
+            .bind(self.plan.tier.as_str())
+            .bind(self.plan.amount)
+            .bind(&self.plan.currency)
+            .bind(self.plan.cycle.as_str())
+            .bind(self.status.local().as_str())
+            .bind(self.period.0)
+            .bind(self.period.1)
+            .bind(self.trial.0)
+            .bind(self.trial.1)
+            .bind(self.canceled_at)
+            .bind(self.cancel_at_period_end)
+            .bind(self.sub_id)
+            .bind(&self.plan.price_id)
+            .bind(self.status.as_str())
+            .bind(self.customer)
+            .bind(self.event_at)
+            .bind(self.status.rank())
+            .bind(self.ended_at)
+            .bind(self.grace_until)
+            .bind(self.is_creation)
+    }
+
+    /// Whether applying this state needs the worker's transaction: a cancellation queues an e-mail.
+    /// Every other state is applied in one call ([`apply_in_one_call`]).
+    pub fn needs_transaction(&self) -> bool {
+        self.status == StripeStatus::Canceled
+    }
+}
+
+/// What [`apply_in_one_call`] did.
+pub(super) enum OneCall {
+    /// Applied (with the owner whose access was recomputed) or older than the stored state (`None`);
+    /// the event is marked `processed` and the outbox row completed, committed.
+    Processed(Option<Uuid>),
+    /// No subscription row and no user for the customer yet: nothing written.
+    Unlinked,
+    /// The event reached a final status meanwhile: the call rolled back, theirs stands.
+    AlreadyFinal,
+}
+
+/// Applies a state event that needs nothing else in one call of `mingus_apply_subscription_state`, its
+/// own transaction: upsert, access recompute, outbox completion and event mark.
+pub(super) async fn apply_in_one_call(
+    conn: &mut PgConnection,
+    state: &State<'_>,
+    event_id: &str,
+    outbox_job: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<OneCall, sqlx::Error> {
+    let query = sqlx::query_as(
+        "SELECT out_outcome, out_user_id FROM mingus_apply_subscription_state($1, $2, $3,
+             $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
     )
-    .bind(plan.tier.as_str())
-    .bind(plan.amount)
-    .bind(&plan.currency)
-    .bind(plan.cycle.as_str())
-    .bind(status.local().as_str())
-    .bind(period_start)
-    .bind(period_end)
-    .bind(trial_start)
-    .bind(trial_end)
-    .bind(sub.canceled_at())
-    .bind(sub.cancel_at_period_end())
-    .bind(sub_id)
-    .bind(&plan.price_id)
-    .bind(status.as_str())
-    .bind(customer)
-    .bind(a.event.created)
-    .bind(status.rank())
-    .bind(ended_at)
-    .bind(grace_until)
-    .bind(is_creation)
-    .fetch_optional(&mut *a.conn)
-    .await?;
+    .bind(event_id)
+    .bind(outbox_job)
+    .bind(now);
+    let result: Result<(String, Option<Uuid>), sqlx::Error> =
+        state.bind(query).fetch_one(conn).await;
+    match result {
+        Ok((outcome, _)) if outcome == "unlinked" => Ok(OneCall::Unlinked),
+        Ok((_, user_id)) => Ok(OneCall::Processed(user_id)),
+        Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some(ALREADY_FINAL) => {
+            Ok(OneCall::AlreadyFinal)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The SQLSTATE `mingus_apply_subscription_state` raises when the event is already final.
+const ALREADY_FINAL: &str = "MGFIN";
+
+/// The retryable error of a state whose customer is not linked to a user yet.
+pub(super) fn unlinked(state: &State<'_>) -> JobError {
+    not_yet(format!(
+        "customer {} of subscription {} is not linked to a user yet",
+        state.customer, state.sub_id
+    ))
+}
+
+/// Applies the subscription state in the worker's transaction unless the stored one is newer (see
+/// `billing::guard`); returns what was applied, or `None` when the guard kept the stored state.
+pub(super) async fn apply_state(a: &mut Apply<'_>) -> Result<Option<Applied>, JobError> {
+    let state = State::of(a.event, a.stripe)?;
+    let query = sqlx::query_as(
+        "SELECT mingus_upsert_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+             $14, $15, $16, $17, $18, $19, $20)",
+    );
+    let (written,): (Option<Uuid>,) = state.bind(query).fetch_one(&mut *a.conn).await?;
     let Some(user_id) = written else {
         let known: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE stripe_subscription_id = $1)",
         )
-        .bind(sub_id)
+        .bind(state.sub_id)
         .fetch_one(&mut *a.conn)
         .await?;
         if known {
-            tracing::debug!(subscription = sub_id, event = %a.event.id, "older than the stored state; not applied");
+            tracing::debug!(subscription = state.sub_id, event = %a.event.id, "older than the stored state; not applied");
             return Ok(None);
         }
-        return Err(not_yet(format!(
-            "customer {customer} of subscription {sub_id} is not linked to a user yet"
-        )));
+        return Err(unlinked(&state));
     };
     a.access_changed(user_id);
     Ok(Some(Applied {
         user_id,
-        status,
-        tier: plan.tier.as_str(),
-        ended_at,
+        status: state.status,
+        tier: state.plan.tier.as_str(),
+        ended_at: state.ended_at,
     }))
 }
 
@@ -155,7 +228,7 @@ pub(super) async fn apply_state(
 pub(super) async fn trial_will_end(a: &mut Apply<'_>) -> Result<(), JobError> {
     let event = a.event;
     let sub = SubscriptionView(&event.object);
-    apply_state(a, sub).await?;
+    apply_state(a).await?;
     let sub_id = sub.id()?;
     let still_trialing: Option<(Uuid, DateTime<Utc>, String)> = sqlx::query_as(
         "SELECT user_id, trial_end, plan_tier FROM subscriptions
