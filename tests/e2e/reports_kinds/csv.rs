@@ -108,3 +108,27 @@ async fn a_custom_report_as_csv_has_one_header_and_each_sections_rows() {
     let goals_spec = spec(ReportKind::Goals, "2024-06-01", "2024-06-30");
     assert!(kinds::to_csv(&goals_spec, &content).is_err());
 }
+
+/// A goal title that a spreadsheet would run as a formula reaches the CSV as text (`'` first).
+#[tokio::test]
+async fn a_formula_in_a_goal_title_is_neutralised_in_the_csv() {
+    let db = TestDb::new().await;
+    let me = user(&db.pool, None).await;
+    let formula = super::NewGoal {
+        title: "=HYPERLINK(\"http://evil.example\",\"Pay off card\")",
+        ..RAINY_DAY
+    };
+    let id = goal(&db.pool, me, formula).await;
+    let mut csv_spec = spec(ReportKind::Goals, "2024-03-01", "2024-03-31");
+    csv_spec.format = ReportFormat::Csv;
+    let content = report(&db.pool, me, &csv_spec).await.unwrap();
+    assert_eq!(
+        content["goals"][0]["title"], formula.title,
+        "the JSON keeps the title as written"
+    );
+    let csv = kinds::to_csv(&csv_spec, &content).unwrap();
+    let title_row = format!(
+        "\r\ngoals,goals[{id}],title,\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"Pay off card\"\")\"\r\n"
+    );
+    assert!(csv.contains(&title_row), "{csv}");
+}

@@ -9,7 +9,8 @@
 //!   keyed by their `month`, `week_start` or `id` (`monthly[2026-01]`, `weekly[2026-01-05]`,
 //!   `goals[<uuid>]`).
 //! - `metric`, `value`: the field and its value as in the JSON (decimals keep their fixed decimals; `null`
-//!   is an empty field).
+//!   is an empty field). A text that a spreadsheet would evaluate as a formula (a goal title starting
+//!   with `=`, `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`; plain numbers are not.
 //!
 //! Rows follow the JSON: within an object its scalars, then its objects, then its lists, each group in
 //! alphabetical order; list entries in the list's order. Every value of
@@ -87,13 +88,38 @@ fn scalar(value: &Value) -> String {
     }
 }
 
-/// One CSV field, quoted when it must be.
+/// One CSV field: neutralised if a spreadsheet would run it as a formula, then quoted when it must be.
 fn field(text: &str) -> String {
+    let text = neutralised(text);
     if text.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text.into_owned()
     }
+}
+
+/// A field a spreadsheet would evaluate (OWASP's CSV injection: it starts with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return) gets a leading `'`, which spreadsheets show as text. A plain number (`-12.50`,
+/// a negative balance) is left alone: it cannot run anything and must stay a number. User text — goal
+/// titles — reaches the CSV, so `=HYPERLINK(…)` in a title must not become a live link in the analyst's
+/// spreadsheet.
+fn neutralised(text: &str) -> std::borrow::Cow<'_, str> {
+    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(text) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// An optional sign, digits, and an optional fraction: nothing else.
+fn is_plain_number(text: &str) -> bool {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub(super) fn render(content: &Value) -> anyhow::Result<String> {
@@ -148,5 +174,26 @@ mod tests {
         assert_eq!(field("two\nlines"), "\"two\nlines\"");
         assert_eq!(field("cr\rhere"), "\"cr\rhere\"");
         assert_eq!(field(""), "");
+    }
+
+    #[test]
+    fn formulas_are_neutralised_and_numbers_are_not() {
+        assert_eq!(field("=1+2"), "'=1+2");
+        assert_eq!(
+            field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        assert_eq!(field("+cmd|' /C calc'!A0"), "'+cmd|' /C calc'!A0");
+        assert_eq!(field("-2+3"), "'-2+3");
+        assert_eq!(field("@SUM(A1:A2)"), "'@SUM(A1:A2)");
+        assert_eq!(field("\tx"), "'\tx");
+        assert_eq!(field("\rx"), "\"'\rx\"");
+        for number in ["-12.50", "-3", "+4.0", "0.25", "17"] {
+            assert_eq!(field(number), number);
+        }
+        for not_a_number in ["-", "-.5", "-1.", "-1.2.3", "-1e5"] {
+            assert_eq!(field(not_a_number), format!("'{not_a_number}"));
+        }
+        assert_eq!(field("a=b"), "a=b", "only a leading trigger counts");
     }
 }
