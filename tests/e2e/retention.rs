@@ -115,3 +115,67 @@ async fn unindexed_finished_jobs_are_found_by_scanning_and_trimmed() {
     assert_eq!(removed, 50);
     assert_eq!(sizes(&env).await, (0, 0, 0, 0));
 }
+
+/// The job history in PostgreSQL is trimmed by age too: completed outbox rows and scheduler runs older
+/// than the retention go; a pending outbox row stays whatever its age (it is a job still to re-drive).
+#[tokio::test]
+async fn completed_outbox_rows_and_old_scheduler_runs_are_trimmed_pending_outbox_rows_never() {
+    let env = JobEnv::new().await;
+    let pool = &env.db.pool;
+    // (completed, age in days) per outbox row.
+    for (completed, age) in [
+        (true, 40),
+        (true, 40),
+        (true, 40),
+        (true, 1),
+        (true, 1),
+        (false, 40),
+        (false, 40),
+    ] {
+        sqlx::query(
+            "INSERT INTO job_outbox (job_id, queue, kind, args, max_attempts, created_at, completed_at, outcome)
+             VALUES (gen_random_uuid(), 'bench', 'bench.noop', '{}', 3, now() - make_interval(days => $1),
+                     CASE WHEN $2 THEN now() - make_interval(days => $1) END, CASE WHEN $2 THEN 'succeeded' END)",
+        )
+        .bind(age)
+        .bind(completed)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    for (tick, age) in [(1, 40), (2, 40), (3, 40), (4, 1), (5, 1)] {
+        sqlx::query(
+            "INSERT INTO cron_runs (schedule, tick_local, tick_at, job_id, scheduler, created_at)
+             VALUES ('retention', '2026-01-01'::timestamp + make_interval(days => $1),
+                     now() - make_interval(days => $2), gen_random_uuid(), 'test', now() - make_interval(days => $2))",
+        )
+        .bind(tick)
+        .bind(age)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let keep = Duration::from_secs(30 * 24 * 3600);
+    let trimmed = retention::trim_history(pool, keep).await.unwrap();
+    assert_eq!(
+        trimmed,
+        retention::HistoryTrimmed {
+            ledger: 0,
+            outbox: 3,
+            cron_runs: 3
+        }
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM job_outbox WHERE completed_at IS NULL"
+        )
+        .await,
+        2,
+        "pending rows stay"
+    );
+    assert_eq!(count(pool, "SELECT count(*) FROM job_outbox").await, 4);
+    assert_eq!(count(pool, "SELECT count(*) FROM cron_runs").await, 2);
+    let again = retention::trim_history(pool, keep).await.unwrap();
+    assert_eq!(again, retention::HistoryTrimmed::default());
+}

@@ -138,17 +138,56 @@ async fn trim_unindexed(
 
 /// Deletes ledger rows older than `keep`, ten thousand at a time. Returns how many went.
 pub async fn trim_ledger(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
+    trim(
+        pool,
+        keep,
+        "DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs WHERE finished_at < $1 LIMIT 10000)",
+    )
+    .await
+}
+
+/// How many rows [`trim_history`] removed from each table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryTrimmed {
+    pub ledger: u64,
+    pub outbox: u64,
+    pub cron_runs: u64,
+}
+
+/// Deletes the job history older than `keep`: ledger rows, *completed* outbox rows (a row still pending
+/// is a job to re-drive, kept whatever its age) and scheduler runs (the schedule's cursor lives in
+/// `cron_schedules`, so a deleted run can never fire its tick again).
+pub async fn trim_history(pool: &PgPool, keep: Duration) -> Result<HistoryTrimmed, sqlx::Error> {
+    Ok(HistoryTrimmed {
+        ledger: trim_ledger(pool, keep).await?,
+        outbox: trim(
+            pool,
+            keep,
+            "DELETE FROM job_outbox WHERE job_id IN
+                 (SELECT job_id FROM job_outbox WHERE completed_at < $1 LIMIT 10000)",
+        )
+        .await?,
+        cron_runs: trim(
+            pool,
+            keep,
+            "DELETE FROM cron_runs WHERE id IN (SELECT id FROM cron_runs WHERE created_at < $1 LIMIT 10000)",
+        )
+        .await?,
+    })
+}
+
+/// Runs `delete` (ten thousand rows older than the cutoff `$1` per call) until fewer than that go, at
+/// most a thousand times. Returns how many went.
+async fn trim(pool: &PgPool, keep: Duration, delete: &'static str) -> Result<u64, sqlx::Error> {
     let cutoff =
         Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(30));
     let mut removed = 0;
     for _ in 0..1_000 {
-        let deleted = sqlx::query(
-            "DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs WHERE finished_at < $1 LIMIT 10000)",
-        )
-        .bind(cutoff)
-        .execute(pool)
-        .await?
-        .rows_affected();
+        let deleted = sqlx::query(delete)
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected();
         removed += deleted;
         if deleted < 10_000 {
             break;

@@ -22,7 +22,8 @@ pub async fn outbox_sweep(ctx: &JobContext) -> Result<(), JobError> {
     Ok(())
 }
 
-/// Trims Redis job data (by age and count, incrementally) and old ledger rows.
+/// Trims Redis job data (by age and count, incrementally) and the old job history in PostgreSQL (ledger,
+/// completed outbox rows, scheduler runs).
 pub async fn retention(ctx: &JobContext) -> Result<(), JobError> {
     let jobs = &ctx.config.jobs;
     let report = retention::trim_redis(
@@ -32,10 +33,12 @@ pub async fn retention(ctx: &JobContext) -> Result<(), JobError> {
         jobs.finished_max_age,
     )
     .await?;
-    let ledger = retention::trim_ledger(&ctx.db, jobs.ledger_retention).await?;
+    let history = retention::trim_history(&ctx.db, jobs.ledger_retention).await?;
     tracing::info!(
         redis_removed = report,
-        ledger_removed = ledger,
+        ledger_removed = history.ledger,
+        outbox_removed = history.outbox,
+        cron_runs_removed = history.cron_runs,
         "retention done"
     );
     Ok(())
