@@ -55,16 +55,15 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::FeaturesRead)?;
     let names = state.v1.features.names(&state).await?;
-    let now = Utc::now();
-    let mut checks = Vec::with_capacity(names.len());
-    for name in names.iter() {
-        let check = state
-            .entitlements
-            .check(principal.user_id, name, now)
-            .await
-            .map_err(super::dependency_error)?;
-        checks.push(check);
-    }
+    let checks = state
+        .entitlements
+        .check_all(
+            principal.user_id,
+            names.iter().map(String::as_str),
+            Utc::now(),
+        )
+        .await
+        .map_err(super::dependency_error)?;
     Ok(Json(json!({ "features": checks })))
 }
 

@@ -325,6 +325,34 @@ impl Entitlements {
         prefetched: Option<&Prefetched>,
     ) -> anyhow::Result<FeatureCheck> {
         let snapshot = self.shared_snapshot(user_id, now, prefetched).await?;
+        self.evaluate(&snapshot, user_id, feature, now, prefetched)
+            .await
+    }
+
+    /// Every one of `features` checked against one read of the user's plan (the metered ones' counts
+    /// read concurrently, each from the database).
+    pub async fn check_all<'f>(
+        &self,
+        user_id: Uuid,
+        features: impl IntoIterator<Item = &'f str>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<FeatureCheck>> {
+        let snapshot = self.shared_snapshot(user_id, now, None).await?;
+        let checks = features
+            .into_iter()
+            .map(|feature| self.evaluate(&snapshot, user_id, feature, now, None));
+        futures::future::try_join_all(checks).await
+    }
+
+    /// One feature against the user's plan `snapshot`, with its usage if metered.
+    async fn evaluate(
+        &self,
+        snapshot: &Snapshot,
+        user_id: Uuid,
+        feature: &str,
+        now: DateTime<Utc>,
+        prefetched: Option<&Prefetched>,
+    ) -> anyhow::Result<FeatureCheck> {
         let metric = features::metric_of(feature);
         let mut check = FeatureCheck {
             feature: feature.to_owned(),

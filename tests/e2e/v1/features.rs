@@ -90,6 +90,11 @@ async fn the_list_covers_every_tier_feature_and_unknown_names_are_404() {
         .filter(|f| f["access"] == true)
         .count();
     assert_eq!(granted, 4, "Essentials has four features");
+    // The list reads the plan once; each entry is what the feature's own route answers.
+    for entry in listed.body["features"].as_array().unwrap() {
+        let name = entry["feature"].as_str().unwrap();
+        assert_eq!(&feature(&app, &token, name).await, entry, "{name}");
+    }
 
     let unknown = send(
         &app,
