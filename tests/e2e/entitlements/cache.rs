@@ -150,19 +150,12 @@ impl Upgrade {
             .execute(env.pool())
             .await
             .unwrap();
-        let shape = ApiShape::Basil;
         let mut state =
             SubscriptionState::new(&sub_id, &customer, "active", (t - DAY, t + 29 * DAY));
         state.lookup_key = "essentials_monthly";
         let created_id = format!("evt_evict_{name}_1");
-        let created = envelope(
-            shape,
-            &created_id,
-            "customer.subscription.created",
-            t - 60,
-            fx::subscription(shape, &state),
-        );
-        store(env.pool(), &created).await;
+        let created = ("customer.subscription.created", t - 60);
+        store_state(env, &created_id, created, &state).await;
         process(env.pool(), &env.env.config.stripe, &created_id, now)
             .await
             .unwrap();
@@ -176,14 +169,13 @@ impl Upgrade {
 
         state.lookup_key = "professional_monthly";
         let event_id = format!("evt_evict_{name}_2");
-        let upgraded = envelope(
-            shape,
+        store_state(
+            env,
             &event_id,
-            "customer.subscription.updated",
-            t - 30,
-            fx::subscription(shape, &state),
-        );
-        store(env.pool(), &upgraded).await;
+            ("customer.subscription.updated", t - 30),
+            &state,
+        )
+        .await;
         Upgrade { user, event_id }
     }
 
@@ -221,4 +213,16 @@ impl Upgrade {
                 .unwrap();
         assert_eq!(processed, "processed");
     }
+}
+
+/// Stores a basil-shaped subscription event `(kind, created)` carrying `state`.
+async fn store_state(
+    env: &Env,
+    id: &str,
+    (kind, created): (&str, i64),
+    state: &SubscriptionState<'_>,
+) {
+    let shape = ApiShape::Basil;
+    let event = envelope(shape, id, kind, created, fx::subscription(shape, state));
+    store(env.pool(), &event).await;
 }
