@@ -3,8 +3,8 @@
 -- * inside the worker's transaction, when the event needs more than the state (an e-mail: cancellation,
 --   `trial_will_end`);
 -- * in one call, `mingus_apply_subscription_state`, for every other state event — the bulk of Stripe's
---   traffic: upsert, access recompute, outbox completion and event mark in one implicit transaction,
---   one round trip instead of four (BEGIN, upsert, closing statement, COMMIT).
+--   traffic: upsert, then `mingus_close_stripe_event` (access recompute, outbox completion, event mark),
+--   in one implicit transaction: one round trip instead of four (BEGIN, upsert, closing statement, COMMIT).
 
 -- The subscription upsert behind the ordering guard: one statement decides and writes. ON CONFLICT takes
 -- the row lock and checks the guard (`mingus_guard_allows`, …14) against the latest committed state, so
@@ -49,6 +49,30 @@ BEGIN
 END
 $$;
 
+-- Closes an applied event, in the caller's transaction: recomputes the feature access of the users whose
+-- access changed (in user-id order, so two events never take the per-user locks in opposite orders),
+-- completes the job's outbox row and marks the event `p_status`. `false` when the event reached a final
+-- status meanwhile (a concurrent replay finished it; the update waits for that processor's commit and
+-- then re-checks): nothing is marked and the caller rolls back. The one definition of closing an event,
+-- for the worker's transaction path and for `mingus_apply_subscription_state`.
+CREATE FUNCTION mingus_close_stripe_event(p_event_id text, p_status text, p_outbox_job uuid,
+    p_changed_users uuid[], p_now timestamptz) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_user uuid;
+BEGIN
+    FOR v_user IN SELECT DISTINCT u FROM unnest(p_changed_users) AS u ORDER BY u LOOP
+        PERFORM mingus_recompute_access(v_user, p_now);
+    END LOOP;
+    UPDATE job_outbox SET completed_at = now(), outcome = 'succeeded'
+    WHERE job_id = p_outbox_job AND completed_at IS NULL;
+    UPDATE stripe_events SET status = p_status, processed_at = now(), attempts = attempts + 1, last_error = NULL
+    WHERE id = p_event_id AND status NOT IN ('processed', 'ignored', 'quarantined', 'unparseable');
+    RETURN FOUND;
+END
+$$;
+
 -- A whole subscription state event in one call (the caller runs it outside a transaction block, so it
 -- is its own transaction): the upsert; the owner's access recompute when the state was written; the
 -- job's outbox row completed; the event marked `processed`. Outcomes:
@@ -77,15 +101,8 @@ BEGIN
         out_outcome := 'unlinked';
         RETURN;
     END IF;
-    IF out_user_id IS NOT NULL THEN
-        PERFORM mingus_recompute_access(out_user_id, p_now);
-    END IF;
-    UPDATE job_outbox SET completed_at = now(), outcome = 'succeeded'
-    WHERE job_id = p_outbox_job AND completed_at IS NULL;
-    -- Waits for a concurrent processor's commit, then re-checks the status.
-    UPDATE stripe_events SET status = 'processed', processed_at = now(), attempts = attempts + 1, last_error = NULL
-    WHERE id = p_event_id AND status NOT IN ('processed', 'ignored', 'quarantined', 'unparseable');
-    IF NOT FOUND THEN
+    IF NOT mingus_close_stripe_event(p_event_id, 'processed', p_outbox_job,
+                                     array_remove(ARRAY[out_user_id], NULL), p_now) THEN
         RAISE EXCEPTION 'stripe event % is already final', p_event_id USING ERRCODE = 'MGFIN';
     END IF;
     out_outcome := 'processed';

@@ -165,7 +165,7 @@ pub async fn process_event_at(
         .outcome)
 }
 
-/// What one committed attempt leaves to do after its commit.
+/// What applying an event produced: its outcome, and what is left to do after its commit.
 struct Done {
     outcome: Outcome,
     /// Users whose access was recomputed: their cached entitlements are evicted.
@@ -225,12 +225,12 @@ async fn process_staged(
     // durable together, or (a crash before the commit) none of them is and the outbox re-drives it.
     let mut tx = conn.begin().await?;
     match apply(&mut tx, stripe, &event, now).await {
-        Ok((outcome, changed_users, staged)) => {
+        Ok(done) => {
             let closing = Closing {
                 event_id,
-                outcome,
+                outcome: done.outcome,
                 outbox_job,
-                changed_users: &changed_users,
+                changed_users: &done.changed_users,
                 now,
             };
             if !mark(&mut tx, closing).await? {
@@ -240,11 +240,7 @@ async fn process_staged(
                 return Ok(Done::nothing(Outcome::AlreadyFinal));
             }
             tx.commit().await?;
-            Ok(Done {
-                outcome,
-                changed_users,
-                staged,
-            })
+            Ok(done)
         }
         Err(err) => {
             tx.rollback().await?;
@@ -324,9 +320,9 @@ async fn apply(
     stripe: &StripeConfig,
     event: &Event,
     now: DateTime<Utc>,
-) -> Result<(Outcome, Vec<Uuid>, Vec<Envelope>), JobError> {
+) -> Result<Done, JobError> {
     if !is_of_mode(event, stripe) {
-        return Ok((Outcome::Quarantined, Vec::new(), Vec::new()));
+        return Ok(Done::nothing(Outcome::Quarantined));
     }
     let mut apply = Apply {
         conn,
@@ -337,7 +333,11 @@ async fn apply(
         staged: Vec::new(),
     };
     let outcome = dispatch(&mut apply).await?;
-    Ok((outcome, apply.changed_users, apply.staged))
+    Ok(Done {
+        outcome,
+        changed_users: apply.changed_users,
+        staged: apply.staged,
+    })
 }
 
 async fn dispatch(a: &mut Apply<'_>) -> Result<Outcome, JobError> {
@@ -370,40 +370,24 @@ struct Closing<'a> {
     now: DateTime<Utc>,
 }
 
-/// The closing statement: recomputes the feature access of the users whose access changed
-/// (`mingus_recompute_access`, in user-id order so two events never take the per-user locks in opposite
-/// orders), completes the job's outbox row and marks the event — one round trip. `false` when the event
-/// reached a final status meanwhile (a concurrent replay finished it): nothing is marked and the caller
-/// rolls back. The update waits for such a concurrent processor's commit and then re-checks the status.
+/// The closing statement, `mingus_close_stripe_event` (migration `…17`): recomputes the feature access
+/// of the users whose access changed, completes the job's outbox row and marks the event — one round
+/// trip. `false` when the event reached a final status meanwhile (a concurrent replay finished it):
+/// nothing is marked and the caller rolls back.
 async fn mark(conn: &mut PgConnection, closing: Closing<'_>) -> Result<bool, sqlx::Error> {
     let status = match closing.outcome {
         Outcome::Processed | Outcome::AlreadyFinal => "processed",
         Outcome::Ignored => "ignored",
         Outcome::Quarantined => "quarantined",
     };
-    let mut users = closing.changed_users.to_vec();
-    users.sort();
-    sqlx::query(
-        "WITH access AS (
-             SELECT count(r.*) AS recomputed
-             FROM unnest($4::uuid[]) AS u(id)
-             CROSS JOIN LATERAL mingus_recompute_access(u.id, $5) r
-         ), outbox AS (
-             UPDATE job_outbox SET completed_at = now(), outcome = 'succeeded'
-             WHERE job_id = $3 AND completed_at IS NULL
-         )
-         UPDATE stripe_events SET status = $2, processed_at = now(), attempts = attempts + 1, last_error = NULL
-         WHERE id = $1 AND status NOT IN ('processed', 'ignored', 'quarantined', 'unparseable')
-           AND (SELECT recomputed FROM access) = cardinality($4::uuid[])",
-    )
-    .bind(closing.event_id)
-    .bind(status)
-    .bind(closing.outbox_job)
-    .bind(&users)
-    .bind(closing.now)
-    .execute(conn)
-    .await
-    .map(|done| done.rows_affected() == 1)
+    sqlx::query_scalar("SELECT mingus_close_stripe_event($1, $2, $3, $4, $5)")
+        .bind(closing.event_id)
+        .bind(status)
+        .bind(closing.outbox_job)
+        .bind(closing.changed_users)
+        .bind(closing.now)
+        .fetch_one(conn)
+        .await
 }
 
 /// Completes the job's outbox row when the event needed nothing (already final).
