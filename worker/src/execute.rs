@@ -117,6 +117,7 @@ impl QueueRunner {
             }
             Outcome::Dead { error } => {
                 dead_letter(&self.ctx, envelope, error).await?;
+                handlers::on_dead(&self.ctx, envelope, error).await?;
                 if envelope.outbox {
                     outbox::complete(&self.ctx.db, envelope.job_id, "dead").await?;
                 }

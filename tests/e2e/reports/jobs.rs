@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{LIMIT, body, enqueuer, expected, final_status, get, last_month, post, usage, user_on};
+use super::{
+    LIMIT, body, enqueuer, expected, final_status, get, last_month, lose_report_jobs, post, usage,
+    user_on,
+};
 
 /// Some data of every kind for `user`, so a computed report has something in it.
 async fn some_data(pool: &PgPool, user: Uuid) {
@@ -250,39 +253,6 @@ async fn ready_reports_hold_what_compute_returns_and_download_as_json_and_csv() 
     assert_eq!(after, before);
     assert_eq!(deliveries(&app.db.pool, json_report).await.len(), 1);
     worker.stop().await.unwrap();
-}
-
-/// Deletes every Redis key of the reports queue (a flush or failover that lost the job).
-async fn lose_report_jobs(app: &TestApp) {
-    let enqueuer = enqueuer(app).await;
-    let mut conn = enqueuer.connection();
-    let pattern = format!("{}*", enqueuer.keys(Queue::Reports).name);
-    let mut cursor: u64 = 0;
-    let mut deleted = 0;
-    for _ in 0..10_000 {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(500)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            deleted += keys.len();
-            let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    assert!(deleted > 0, "the job had been pushed");
 }
 
 #[tokio::test]

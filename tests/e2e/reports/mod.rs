@@ -3,6 +3,7 @@
 //! `report.generate` job with a real worker (ready and failed paths, the e-mail, redelivery) and the
 //! outbox sweep reviving a job Redis lost.
 
+mod abandoned;
 mod create;
 mod jobs;
 mod reading;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use mingus_common::jobs::Enqueuer;
+use mingus_common::queue::Queue;
 use mingus_common::reports::{ReportRequest, ReportSpec, kinds};
 use mingus_tests::TestApp;
 use mingus_tests::frontend::user_token;
@@ -204,4 +206,37 @@ pub(super) async fn enqueuer(app: &TestApp) -> Enqueuer {
 /// A day as `NaiveDate`.
 pub(super) fn day(text: &str) -> NaiveDate {
     text.parse().unwrap()
+}
+
+/// Deletes every Redis key of the reports queue (a flush or failover that lost the job).
+pub(super) async fn lose_report_jobs(app: &TestApp) {
+    let enqueuer = enqueuer(app).await;
+    let mut conn = enqueuer.connection();
+    let pattern = format!("{}*", enqueuer.keys(Queue::Reports).name);
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    for _ in 0..10_000 {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            deleted += keys.len();
+            let _: () = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert!(deleted > 0, "the job had been pushed");
 }

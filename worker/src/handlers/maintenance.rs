@@ -5,8 +5,18 @@ use mingus_common::jobs::outbox;
 use crate::context::{JobContext, JobError};
 use crate::retention;
 
-/// Re-pushes outbox rows whose job Redis lost, a bounded number of batches per run.
+/// Re-pushes outbox rows whose job Redis lost, a bounded number of batches per run, then fails the reports
+/// whose job ended without recording an outcome (a worker that died while settling a dead job).
 pub async fn outbox_sweep(ctx: &JobContext) -> Result<(), JobError> {
+    sweep_outbox(ctx).await?;
+    let orphans = super::reports::fail_orphans(&ctx.db, 1_000).await?;
+    if orphans > 0 {
+        tracing::warn!(orphans, "failed reports whose job ended without an outcome");
+    }
+    Ok(())
+}
+
+async fn sweep_outbox(ctx: &JobContext) -> Result<(), JobError> {
     for _ in 0..20 {
         let report = outbox::sweep(
             &ctx.db,

@@ -67,6 +67,24 @@ pub async fn dispatch(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobEr
     }
 }
 
+/// Settles the business row of a job that just died, where its kind has one that would otherwise wait
+/// for ever: a report still `queued`/`running` fails with the job's last error (Sidekiq's
+/// `sidekiq_retries_exhausted`, BullMQ's `failed` event). Runs before the outbox row is completed, so a
+/// failure here leaves the job to run again rather than the report stuck.
+pub async fn on_dead(
+    ctx: &JobContext,
+    envelope: &Envelope,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    if envelope.kind == GenerateReport::SPEC.kind {
+        // Arguments that do not parse name no report: nothing to settle.
+        if let Ok(job) = args::<GenerateReport>(envelope) {
+            reports::give_up(&ctx.db, job.report_id, error).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Job kinds whose handler completes the job's outbox row itself, in the transaction of its work (one
 /// commit instead of two); the runtime completes it for every other kind, and for dead letters.
 pub fn settles_own_outbox(kind: &str) -> bool {

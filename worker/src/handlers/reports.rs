@@ -220,14 +220,45 @@ async fn mark_ready(
     Ok(queued.envelope().into_iter().collect())
 }
 
-/// `running` → `failed` with `reason`, giving the usage unit back, in one transaction (once: only the
-/// attempt that moves it out of `running` refunds).
+/// The job of report `id` died (its last attempt timed out, panicked, or could not record its outcome):
+/// the report fails with the job's last error and gives its unit back, unless an attempt recorded an
+/// outcome first. Without this a user polling the report would see `running` for ever.
+pub async fn give_up(db: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+    mark_failed(db, id, &truncate(&format!("gave up: {error}"))).await
+}
+
+/// How long after its job ended an unfinished report is failed by [`fail_orphans`]: the runtime settles a
+/// dead report at once ([`give_up`]), so this only catches a worker that died between the two.
+const ORPHAN_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// Fails the unfinished reports whose job has ended (its outbox row completed, dead or not) without
+/// recording an outcome, up to `limit`; returns how many it failed. Run by the minute outbox sweep.
+pub async fn fail_orphans(db: &PgPool, limit: i64) -> Result<usize, sqlx::Error> {
+    let orphans: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT r.id, o.outcome FROM reports r JOIN job_outbox o ON o.job_id = r.id
+         WHERE r.status IN ('queued', 'running') AND o.completed_at < $1
+         ORDER BY o.completed_at LIMIT $2",
+    )
+    .bind(Utc::now() - ORPHAN_GRACE)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    for (id, outcome) in &orphans {
+        let outcome = outcome.as_deref().unwrap_or("unknown");
+        let reason = format!("the report's job ended ({outcome}) without recording a result");
+        mark_failed(db, *id, &reason).await?;
+    }
+    Ok(orphans.len())
+}
+
+/// `queued`/`running` → `failed` with `reason`, giving the usage unit back, in one transaction (once:
+/// only the attempt that moves it out of an unfinished status refunds).
 async fn mark_failed(db: &PgPool, id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let failed: Option<(Uuid, String, chrono::DateTime<Utc>)> = sqlx::query_as(
         "UPDATE reports SET status = 'failed', failure_reason = $2, finished_at = now(),
                             usage_refunded = true
-         WHERE id = $1 AND status = 'running'
+         WHERE id = $1 AND status IN ('queued', 'running')
          RETURNING user_id, usage_metric, usage_period_end",
     )
     .bind(id)
