@@ -98,6 +98,17 @@ fn routes() -> Routes {
             "/v1/team/invitations/{token}/accept",
             team::invitations::accept,
         )
+        .add(
+            Method::POST,
+            "/v1/team/invitations/{token}/decline",
+            team::invitations::decline,
+        )
+        .add(Method::GET, "/v1/team/memberships", team::memberships::list)
+        .add(
+            Method::DELETE,
+            "/v1/team/memberships/{owner_id}",
+            team::memberships::leave,
+        )
         .add(Method::POST, "/v1/reports", reports::create)
         .add(Method::GET, "/v1/reports", reports::list)
         .add(Method::GET, "/v1/reports/{id}", reports::get_one)

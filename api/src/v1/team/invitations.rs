@@ -1,10 +1,12 @@
-//! Invitation tokens, the invitation e-mail, and `POST /v1/team/invitations/{token}/accept`.
+//! Invitation tokens, the invitation e-mail, and answering an invitation:
+//! `POST /v1/team/invitations/{token}/accept` and `…/decline`.
 //!
 //! A token is 32 bytes from the OS random source, base64url without padding (43 characters). Only its
 //! SHA-256 (hex) is stored, in `team_members.invitation_token_hash`; the token itself is written only
 //! into the invitation e-mail's data (the accept link). Accepting is one `UPDATE` guarded by
 //! `status = 'pending'` and the expiry, so of two concurrent accepts exactly one wins, and the hash is kept
-//! after acceptance so a second use answers 410 `invitation_used` rather than 404.
+//! after acceptance so a second use answers 410 `invitation_used` rather than 404. Declining is the same
+//! guarded `UPDATE` to `declined` (then 410 `invitation_declined`).
 
 use axum::Json;
 use axum::extract::State;
@@ -145,6 +147,45 @@ fn gone(code: &'static str, message: &str) -> ApiError {
     ApiError::client(StatusCode::GONE, code, message)
 }
 
+fn invitation_not_found() -> ApiError {
+    ApiError::client(
+        StatusCode::NOT_FOUND,
+        "invitation_not_found",
+        "no such invitation (it may have been replaced by a newer one, or withdrawn)",
+    )
+}
+
+/// The pending, unexpired invitation `{token}` addressed to `user`'s e-mail, not the owner's own, moved by
+/// `set` (SQL assignments) in one guarded `UPDATE`: of concurrent answers to one invitation exactly one
+/// wins. `Ok(None)`: nothing matched ([`refusal`] says why).
+async fn answer(
+    state: &AppState,
+    hash: &str,
+    user: Uuid,
+    set: &str,
+) -> Result<Option<MemberView>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE team_members SET {set}
+         WHERE invitation_token_hash = $1 AND status = 'pending'
+           AND invitation_expires_at > now() AND team_owner_id <> $2
+           AND lower(member_email) = (SELECT lower(email) FROM users WHERE id = $2)
+         RETURNING {MEMBER_COLUMNS}"
+    )))
+    .bind(hash)
+    .bind(user)
+    .fetch_optional(&state.db)
+    .await
+}
+
+/// Hashes a presented token; a malformed one is refused before any database read.
+fn token_hash(principal: &Principal, token: &str) -> Result<String, ApiError> {
+    principal.require_user_session()?;
+    if !well_formed(token) {
+        return Err(invitation_not_found());
+    }
+    Ok(keys::hash(token))
+}
+
 /// `POST /v1/team/invitations/{token}/accept` (user token only): the caller becomes an active member.
 /// Their account's e-mail must be the invited address (case-insensitive).
 pub async fn accept(
@@ -152,66 +193,70 @@ pub async fn accept(
     principal: Principal,
     PathParam(token): PathParam<String>,
 ) -> Result<Json<MemberView>, ApiError> {
-    principal.require_user_session()?;
-    let not_found = || {
-        ApiError::client(
-            StatusCode::NOT_FOUND,
-            "invitation_not_found",
-            "no such invitation (it may have been replaced by a newer one, or withdrawn)",
-        )
-    };
-    if !well_formed(&token) {
-        return Err(not_found());
-    }
-    let hash = keys::hash(&token);
+    let hash = token_hash(&principal, &token)?;
     let user = principal.user_id;
-    let accepted: Result<Option<MemberView>, sqlx::Error> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE team_members
-             SET member_user_id = $2, status = 'active', accepted_at = now(),
-                 invitation_expires_at = NULL
-             WHERE invitation_token_hash = $1 AND status = 'pending'
-               AND invitation_expires_at > now() AND team_owner_id <> $2
-               AND lower(member_email) = (SELECT lower(email) FROM users WHERE id = $2)
-             RETURNING {MEMBER_COLUMNS}"
-        )))
-        .bind(&hash)
-        .bind(user)
-        .fetch_optional(&state.db)
-        .await;
-    match accepted {
+    let set = "member_user_id = $2, status = 'active', accepted_at = now(), \
+               invitation_expires_at = NULL";
+    match answer(&state, &hash, user, set).await {
         Ok(Some(member)) => {
             tracing::info!(member_id = %member.id, user_id = %user, "team invitation accepted");
-            return Ok(Json(member));
+            Ok(Json(member))
         }
-        Ok(None) => {}
+        Ok(None) => Err(refusal(&state, &hash, user).await?),
         Err(sqlx::Error::Database(err))
             if err.constraint() == Some("idx_team_members_owner_member") =>
         {
-            return Err(ApiError::client(
+            Err(ApiError::client(
                 StatusCode::CONFLICT,
                 "already_a_member",
                 "your account is already a member of this team",
-            ));
+            ))
         }
-        Err(err) => return Err(crate::v1::db_error(err)),
+        Err(err) => Err(crate::v1::db_error(err)),
     }
-    // Nothing accepted: say why, from the row as it is now.
+}
+
+/// `POST /v1/team/invitations/{token}/decline` (user token only, the invited address): the invitation
+/// ends `declined`; the owner sees it so in the team list and may invite the address again.
+pub async fn decline(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParam(token): PathParam<String>,
+) -> Result<Json<MemberView>, ApiError> {
+    let hash = token_hash(&principal, &token)?;
+    let user = principal.user_id;
+    let set = "status = 'declined', invitation_expires_at = NULL";
+    match answer(&state, &hash, user, set)
+        .await
+        .map_err(crate::v1::db_error)?
+    {
+        Some(member) => {
+            tracing::info!(member_id = %member.id, user_id = %user, "team invitation declined");
+            Ok(Json(member))
+        }
+        None => Err(refusal(&state, &hash, user).await?),
+    }
+}
+
+/// Why an invitation could not be answered, from its row as it is now.
+async fn refusal(state: &AppState, hash: &str, user: Uuid) -> Result<ApiError, ApiError> {
     let row: Option<(String, Option<DateTime<Utc>>, Uuid, bool)> = sqlx::query_as(
         "SELECT status, invitation_expires_at, team_owner_id,
                 lower(member_email) IS NOT DISTINCT FROM
                     (SELECT lower(email) FROM users WHERE id = $2)
          FROM team_members WHERE invitation_token_hash = $1",
     )
-    .bind(&hash)
+    .bind(hash)
     .bind(user)
     .fetch_optional(&state.db)
     .await
     .map_err(crate::v1::db_error)?;
     let Some((status, expires_at, owner, email_matches)) = row else {
-        return Err(not_found());
+        return Ok(invitation_not_found());
     };
-    Err(if status != "pending" {
+    Ok(if status == "declined" {
+        gone("invitation_declined", "this invitation has been declined")
+    } else if status != "pending" {
         gone("invitation_used", "this invitation has already been used")
     } else if expires_at.is_none_or(|at| at <= Utc::now()) {
         gone(
@@ -231,7 +276,7 @@ pub async fn accept(
             "this invitation was sent to another e-mail address; sign in with that account",
         )
     } else {
-        // Accepted by a concurrent request between the two statements.
+        // Answered by a concurrent request between the two statements.
         gone("invitation_used", "this invitation has already been used")
     })
 }

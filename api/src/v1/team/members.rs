@@ -43,6 +43,15 @@ pub struct ChangeRole {
     role: String,
 }
 
+/// The member row an invitation (or a re-send) wrote, and its invitation count (the e-mail's dedupe
+/// generation).
+#[derive(sqlx::FromRow)]
+struct Invited {
+    #[sqlx(flatten)]
+    member: MemberView,
+    invitations_sent: i32,
+}
+
 /// An address we can send to: one `@`, a local part without spaces or quoting, a dotted ASCII domain.
 fn valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
@@ -150,13 +159,21 @@ pub async fn invite(
         )
         .into());
     }
-    let created: Option<MemberView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    // A declined invitation is renewed in place (same member id): the address may be invited again.
+    let created: Option<Invited> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO team_members (team_owner_id, member_email, member_name, role, status,
                                    invitation_token_hash, invitation_expires_at, invited_by,
                                    invitations_sent)
          VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, 1)
-         ON CONFLICT (team_owner_id, lower(member_email)) DO NOTHING
-         RETURNING {MEMBER_COLUMNS}"
+         ON CONFLICT (team_owner_id, lower(member_email)) DO UPDATE
+         SET member_email = EXCLUDED.member_email, member_name = EXCLUDED.member_name,
+             role = EXCLUDED.role, status = 'pending',
+             invitation_token_hash = EXCLUDED.invitation_token_hash,
+             invitation_expires_at = EXCLUDED.invitation_expires_at, invited_by = EXCLUDED.invited_by,
+             invited_at = now(), invitations_sent = team_members.invitations_sent + 1,
+             member_user_id = NULL, accepted_at = NULL
+         WHERE team_members.status = 'declined'
+         RETURNING {MEMBER_COLUMNS}, invitations_sent"
     )))
     .bind(owner)
     .bind(&invitee.email)
@@ -168,7 +185,11 @@ pub async fn invite(
     .fetch_optional(&mut *tx)
     .await
     .map_err(db_error)?;
-    let Some(member) = created else {
+    let Some(Invited {
+        member,
+        invitations_sent,
+    }) = created
+    else {
         return Err(ApiError::client(
             StatusCode::CONFLICT,
             "team_member_exists",
@@ -178,7 +199,7 @@ pub async fn invite(
     };
     let email = InvitationEmail {
         member_id: member.id,
-        generation: 1,
+        generation: invitations_sent,
         recipient: &invitee.email,
         role: invitee.role,
         owner_id: owner,
@@ -268,7 +289,7 @@ pub async fn resend(
     super::require_team_plan(&state, owner, now).await?;
     let invitation = NewInvitation::generate(now)?;
     let mut tx = state.db.begin().await.map_err(db_error)?;
-    let updated: Option<Resent> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let updated: Option<Invited> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE team_members
          SET invitation_token_hash = $3, invitation_expires_at = $4, invited_by = $5,
              invitations_sent = invitations_sent + 1
@@ -283,7 +304,7 @@ pub async fn resend(
     .fetch_optional(&mut *tx)
     .await
     .map_err(db_error)?;
-    let Some(Resent {
+    let Some(Invited {
         invitations_sent,
         member,
     }) = updated
@@ -300,7 +321,7 @@ pub async fn resend(
             ApiError::client(
                 StatusCode::CONFLICT,
                 "invitation_not_pending",
-                "this member has already accepted; there is nothing to resend",
+                "this member has already accepted or declined; there is nothing to resend",
             )
         } else {
             member_not_found()
@@ -321,11 +342,4 @@ pub async fn resend(
     invitations::send_email(tx, &state, &email).await?;
     tracing::info!(%owner, member_id = %id, invitations_sent, by = %principal.user_id, "team invitation resent");
     Ok(Json(member))
-}
-
-#[derive(sqlx::FromRow)]
-struct Resent {
-    invitations_sent: i32,
-    #[sqlx(flatten)]
-    member: MemberView,
 }

@@ -8,6 +8,9 @@
 //! | `DELETE /v1/team/members/{id}` | the owner or an admin | `team:write` |
 //! | `POST /v1/team/members/{id}/invitation` (resend) | the owner or an admin | `team:write` |
 //! | `POST /v1/team/invitations/{token}/accept` | the invited user (user token only) | — |
+//! | `POST /v1/team/invitations/{token}/decline` | the invited user (user token only) | — |
+//! | `GET /v1/team/memberships` | any user: the teams they belong to (user token only) | — |
+//! | `DELETE /v1/team/memberships/{owner_id}` | a member leaving (user token only) | — |
 //!
 //! "Acting for" the owner is the `Mingus-Account` header ([`super::membership`]); the account a call works
 //! on is `principal.account(role)`. Inviting and resending need the owner's `team_management` (Executive)
@@ -16,6 +19,7 @@
 
 pub mod invitations;
 pub mod members;
+pub mod memberships;
 
 use axum::Json;
 use axum::http::StatusCode;

@@ -1,8 +1,10 @@
 //! Teams end to end: invitations (row, e-mail, single-use token), the member cap, acting for the owner
-//! with `Mingus-Account` within a role, API keys, a lapsed owner, and bad input.
+//! with `Mingus-Account` within a role, API keys, a lapsed owner, bad input, and the member's side
+//! (declining, the teams one belongs to, leaving).
 
 mod input;
 mod invitations;
+mod leaving;
 mod roles;
 
 use mingus_tests::TestApp;
