@@ -44,3 +44,28 @@ pub async fn checkin(pool: &PgPool, user_id: Uuid, date: chrono::NaiveDate) {
     .await
     .expect("insert check-in");
 }
+
+/// Runs one `maintenance.outbox_sweep` job (a worker on the maintenance queue must be running) and
+/// waits until the ledger records it succeeded.
+pub async fn outbox_sweep_job(pool: &PgPool, enqueuer: &mingus_common::jobs::Enqueuer) {
+    let job_id = Uuid::now_v7();
+    let envelope =
+        mingus_common::jobs::Envelope::new(&mingus_common::jobs::catalog::OutboxSweep {}, job_id)
+            .unwrap();
+    enqueuer.push(&[envelope], None, None).await.unwrap();
+    mingus_tests::wait::until(
+        std::time::Duration::from_secs(30),
+        "the outbox sweep to run",
+        || async {
+            let done: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM job_runs WHERE job_id = $1 AND status = 'succeeded'",
+            )
+            .bind(job_id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            (done > 0).then_some(())
+        },
+    )
+    .await;
+}

@@ -296,6 +296,43 @@ pub async fn mark_unsent(
     .map(|_| ())
 }
 
+/// Fails up to `limit` deliveries whose job has ended — its outbox row completed more than `grace` ago,
+/// dead or not — while they are still `queued`, or `sending` with an expired lease: nothing would ever
+/// send them again (the minute sweep re-drives only deliveries with no job at all). That happens when the
+/// job's last attempt was killed by its timeout or a panic, found another attempt's lease, or could not
+/// record that the server accepted the message. A live lease is left alone: its holder records the
+/// outcome. Returns how many it failed; an operator's retry from `/ops` sends them again.
+pub async fn fail_orphans(
+    pool: &PgPool,
+    grace: std::time::Duration,
+    limit: i64,
+) -> anyhow::Result<u64> {
+    let cutoff = Utc::now() - chrono::Duration::from_std(grace)?;
+    let failed = sqlx::query(
+        "WITH orphans AS (
+             SELECT d.id, d.status, o.outcome
+             FROM email_deliveries d JOIN job_outbox o ON o.job_id = d.id
+             WHERE (d.status = 'queued' OR (d.status = 'sending' AND d.lease_until < now()))
+               AND o.completed_at < $1
+             LIMIT $2
+             FOR UPDATE OF d SKIP LOCKED
+         )
+         UPDATE email_deliveries d
+         SET status = 'failed', lease_until = NULL, updated_at = now(),
+             last_error = 'its job ended (' || coalesce(orphans.outcome, 'unknown')
+                          || ') without recording an outcome'
+                          || CASE WHEN orphans.status = 'sending'
+                                  THEN '; the SMTP server may have accepted it' ELSE '' END
+         FROM orphans
+         WHERE d.id = orphans.id",
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(failed.rows_affected())
+}
+
 /// Stages a job for up to `limit` `queued` deliveries that are due and have none (scheduled ones that
 /// came due; any that lost theirs), and pushes them when an enqueuer is given. Returns how many.
 pub async fn stage_due(

@@ -2,6 +2,7 @@
 //! duplicates, retries and dead letters, unsubscribe, reminders across daylight-saving changes.
 
 mod crash;
+mod orphans;
 mod reminders;
 mod sending;
 mod templates;

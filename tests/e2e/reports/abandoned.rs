@@ -4,7 +4,6 @@
 //! between) is failed by the minute outbox sweep.
 
 use mingus_common::jobs::Envelope;
-use mingus_common::jobs::catalog::OutboxSweep;
 use mingus_common::queue::Queue;
 use mingus_tests::wait::until;
 use mingus_tests::{TestApp, TestWorker};
@@ -119,26 +118,9 @@ async fn finished_at(pool: &PgPool, id: Uuid) -> chrono::DateTime<chrono::Utc> {
         .unwrap()
 }
 
-/// Runs one outbox sweep job and waits for its ledger row.
+/// Runs one outbox sweep job.
 async fn sweep_once(app: &TestApp) {
-    let job_id = Uuid::now_v7();
-    let envelope = Envelope::new(&OutboxSweep {}, job_id).unwrap();
-    enqueuer(app)
-        .await
-        .push(&[envelope], None, None)
-        .await
-        .unwrap();
-    until(LIMIT, "the sweep to run", || async {
-        let done: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM job_runs WHERE job_id = $1 AND status = 'succeeded'",
-        )
-        .bind(job_id)
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
-        (done > 0).then_some(())
-    })
-    .await;
+    crate::fixtures::outbox_sweep_job(&app.db.pool, &enqueuer(app).await).await;
 }
 
 #[tokio::test]

@@ -1,17 +1,28 @@
 use mingus_common::analytics::partitions;
+use mingus_common::email::deliveries;
 use mingus_common::jobs::analytics_jobs::PartitionMaintenance;
 use mingus_common::jobs::outbox;
 
 use crate::context::{JobContext, JobError};
 use crate::retention;
 
+/// How long after its job ended an unfinished row is failed: the runtime settles a dead report job at
+/// once, so this only covers what nothing settled.
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Re-pushes outbox rows whose job Redis lost, a bounded number of batches per run, then fails the reports
-/// whose job ended without recording an outcome (a worker that died while settling a dead job).
+/// and e-mail deliveries whose job ended without recording an outcome, which would otherwise wait for
+/// ever.
 pub async fn outbox_sweep(ctx: &JobContext) -> Result<(), JobError> {
     sweep_outbox(ctx).await?;
-    let orphans = super::reports::fail_orphans(&ctx.db, 1_000).await?;
-    if orphans > 0 {
-        tracing::warn!(orphans, "failed reports whose job ended without an outcome");
+    let reports = super::reports::fail_orphans(&ctx.db, ORPHAN_GRACE, 1_000).await?;
+    let deliveries = deliveries::fail_orphans(&ctx.db, ORPHAN_GRACE, 1_000).await?;
+    if reports + deliveries as usize > 0 {
+        tracing::warn!(
+            reports,
+            deliveries,
+            "failed rows whose job ended without an outcome"
+        );
     }
     Ok(())
 }

@@ -227,19 +227,22 @@ pub async fn give_up(db: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Err
     mark_failed(db, id, &truncate(&format!("gave up: {error}"))).await
 }
 
-/// How long after its job ended an unfinished report is failed by [`fail_orphans`]: the runtime settles a
-/// dead report at once ([`give_up`]), so this only catches a worker that died between the two.
-const ORPHAN_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
-
-/// Fails the unfinished reports whose job has ended (its outbox row completed, dead or not) without
-/// recording an outcome, up to `limit`; returns how many it failed. Run by the minute outbox sweep.
-pub async fn fail_orphans(db: &PgPool, limit: i64) -> Result<usize, sqlx::Error> {
+/// Fails the unfinished reports whose job has ended (its outbox row completed more than `grace` ago, dead
+/// or not) without recording an outcome, up to `limit`; returns how many it failed. Run by the minute
+/// outbox sweep: the runtime settles a dead report at once ([`give_up`]), so this only catches a worker
+/// that died between the two.
+pub async fn fail_orphans(
+    db: &PgPool,
+    grace: std::time::Duration,
+    limit: i64,
+) -> anyhow::Result<usize> {
+    let cutoff = Utc::now() - chrono::Duration::from_std(grace)?;
     let orphans: Vec<(Uuid, Option<String>)> = sqlx::query_as(
         "SELECT r.id, o.outcome FROM reports r JOIN job_outbox o ON o.job_id = r.id
          WHERE r.status IN ('queued', 'running') AND o.completed_at < $1
          ORDER BY o.completed_at LIMIT $2",
     )
-    .bind(Utc::now() - ORPHAN_GRACE)
+    .bind(cutoff)
     .bind(limit)
     .fetch_all(db)
     .await?;
