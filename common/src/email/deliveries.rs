@@ -313,6 +313,8 @@ pub async fn fail_orphans(
              SELECT d.id, d.status, o.outcome
              FROM email_deliveries d JOIN job_outbox o ON o.job_id = d.id
              WHERE (d.status = 'queued' OR (d.status = 'sending' AND d.lease_until < now()))
+               -- Deliveries scheduled for later have no job yet; this bounds the index range.
+               AND d.scheduled_for <= now()
                AND o.completed_at < $1
              LIMIT $2
              FOR UPDATE OF d SKIP LOCKED
