@@ -68,19 +68,24 @@ pub async fn dispatch(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobEr
 }
 
 /// Settles the business row of a job that just died, where its kind has one that would otherwise wait
-/// for ever: a report still `queued`/`running` fails with the job's last error (Sidekiq's
-/// `sidekiq_retries_exhausted`, BullMQ's `failed` event). Runs before the outbox row is completed, so a
-/// failure here leaves the job to run again rather than the report stuck.
+/// for ever (Sidekiq's `sidekiq_retries_exhausted`, BullMQ's `failed` event): a report still
+/// `queued`/`running` fails with the job's last error; a Stripe event still `received` becomes `failed`.
+/// Runs before the outbox row is completed, so a failure here leaves the job to run again rather than
+/// the row stuck. Arguments that do not parse name no row: nothing to settle.
 pub async fn on_dead(
     ctx: &JobContext,
     envelope: &Envelope,
     error: &str,
 ) -> Result<(), sqlx::Error> {
-    if envelope.kind == GenerateReport::SPEC.kind {
-        // Arguments that do not parse name no report: nothing to settle.
-        if let Ok(job) = args::<GenerateReport>(envelope) {
-            reports::give_up(&ctx.db, job.report_id, error).await?;
-        }
+    let kind = envelope.kind.as_str();
+    if kind == GenerateReport::SPEC.kind
+        && let Ok(job) = args::<GenerateReport>(envelope)
+    {
+        reports::give_up(&ctx.db, job.report_id, error).await?;
+    } else if kind == ProcessStripeEvent::SPEC.kind
+        && let Ok(job) = args::<ProcessStripeEvent>(envelope)
+    {
+        crate::stripe::give_up(&ctx.db, &job.event_id, error).await?;
     }
     Ok(())
 }

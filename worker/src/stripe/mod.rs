@@ -398,6 +398,22 @@ async fn complete_outbox(db: &PgPool, outbox_job: Option<Uuid>) -> Result<(), sq
     }
 }
 
+/// The job of event `event_id` died outside its handler's own record (its last attempt killed by the
+/// timeout or a panic): a still `received` event becomes `failed` with the job's error, so operators
+/// find it among the failed events and "replay all failed" includes it. A final event is left alone.
+pub async fn give_up(db: &PgPool, event_id: &str, error: &str) -> Result<(), sqlx::Error> {
+    let message: String = format!("gave up: {error}").chars().take(2_000).collect();
+    sqlx::query(
+        "UPDATE stripe_events SET status = 'failed', last_error = $2
+         WHERE id = $1 AND status = 'received'",
+    )
+    .bind(event_id)
+    .bind(message)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 /// Records a failed attempt after the transaction rolled back; the last one (or a permanent error)
 /// marks the event `failed`.
 async fn record_failure(
