@@ -69,3 +69,33 @@ pub async fn outbox_sweep_job(pool: &PgPool, enqueuer: &mingus_common::jobs::Enq
     )
     .await;
 }
+
+/// Waits until job `job_id` is among the dead letters.
+pub async fn dead_letter(pool: &PgPool, job_id: Uuid) {
+    mingus_tests::wait::until(
+        std::time::Duration::from_secs(30),
+        "the job among the dead letters",
+        || async {
+            let dead: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM job_dead_letters WHERE job_id = $1")
+                    .bind(job_id)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            (dead == 1).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Marks job `job_id`'s outbox row completed as dead, `ago` (an SQL interval) ago.
+pub async fn job_ended(pool: &PgPool, job_id: Uuid, ago: &str) {
+    sqlx::query(
+        "UPDATE job_outbox SET completed_at = now() - $2::interval, outcome = 'dead' WHERE job_id = $1",
+    )
+    .bind(job_id)
+    .bind(ago)
+    .execute(pool)
+    .await
+    .unwrap();
+}

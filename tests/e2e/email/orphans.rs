@@ -24,14 +24,7 @@ async fn after_its_job(pool: &PgPool, id: Uuid, status: &str, lease: Option<&str
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query(
-        "UPDATE job_outbox SET completed_at = now() - $2::interval, outcome = 'dead' WHERE job_id = $1",
-    )
-    .bind(id)
-    .bind(ended)
-    .execute(pool)
-    .await
-    .unwrap();
+    crate::fixtures::job_ended(pool, id, ended).await;
 }
 
 async fn status_and_error(pool: &PgPool, id: Uuid) -> (String, Option<String>) {

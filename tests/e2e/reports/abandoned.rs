@@ -58,20 +58,7 @@ async fn a_report_whose_last_attempt_times_out_fails_with_the_error_and_gives_it
         .await
         .unwrap();
     let worker = TestWorker::spawn(app.config.clone(), &[Queue::Reports]).await;
-    until(
-        LIMIT,
-        "the timed-out job among the dead letters",
-        || async {
-            let dead: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM job_dead_letters WHERE job_id = $1")
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-                    .unwrap();
-            (dead == 1).then_some(())
-        },
-    )
-    .await;
+    crate::fixtures::dead_letter(pool, id).await;
     lock.rollback().await.unwrap();
 
     assert_eq!(final_status(pool, id).await, "failed");
@@ -100,14 +87,7 @@ async fn orphan(pool: &PgPool, id: Uuid, ago: &str) {
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query(
-        "UPDATE job_outbox SET completed_at = now() - $2::interval, outcome = 'dead' WHERE job_id = $1",
-    )
-    .bind(id)
-    .bind(ago)
-    .execute(pool)
-    .await
-    .unwrap();
+    crate::fixtures::job_ended(pool, id, ago).await;
 }
 
 async fn finished_at(pool: &PgPool, id: Uuid) -> chrono::DateTime<chrono::Utc> {

@@ -55,20 +55,7 @@ async fn an_event_whose_last_attempt_times_out_is_failed_with_the_error() {
     };
     env.enqueuer.push(&[last], None, None).await.unwrap();
     let worker = TestWorker::spawn(env.config.clone(), &[Queue::StripeEvents]).await;
-    until(
-        LIMIT,
-        "the timed-out job among the dead letters",
-        || async {
-            let dead: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM job_dead_letters WHERE job_id = $1")
-                    .bind(job_id)
-                    .fetch_one(pool)
-                    .await
-                    .unwrap();
-            (dead == 1).then_some(())
-        },
-    )
-    .await;
+    crate::fixtures::dead_letter(pool, job_id).await;
     lock.rollback().await.unwrap();
 
     let error = until(LIMIT, "the event to be failed", || async {
