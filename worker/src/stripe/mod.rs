@@ -398,11 +398,16 @@ async fn complete_outbox(db: &PgPool, outbox_job: Option<Uuid>) -> Result<(), sq
     }
 }
 
+/// An error as stored in `stripe_events.last_error`: its first 2,000 characters.
+fn error_text(error: &str) -> String {
+    error.chars().take(2_000).collect()
+}
+
 /// The job of event `event_id` died outside its handler's own record (its last attempt killed by the
 /// timeout or a panic): a still `received` event becomes `failed` with the job's error, so operators
 /// find it among the failed events and "replay all failed" includes it. A final event is left alone.
 pub async fn give_up(db: &PgPool, event_id: &str, error: &str) -> Result<(), sqlx::Error> {
-    let message: String = format!("gave up: {error}").chars().take(2_000).collect();
+    let message = error_text(&format!("gave up: {error}"));
     sqlx::query(
         "UPDATE stripe_events SET status = 'failed', last_error = $2
          WHERE id = $1 AND status = 'received'",
@@ -423,7 +428,7 @@ async fn record_failure(
     attempt: Attempt,
 ) -> Result<(), sqlx::Error> {
     let dead = matches!(err, JobError::Permanent(_)) || attempt.is_last();
-    let message: String = err.to_string().chars().take(2_000).collect();
+    let message = error_text(&err.to_string());
     sqlx::query(
         "UPDATE stripe_events SET attempts = attempts + 1, last_error = $2,
              status = CASE WHEN $3 THEN 'failed' ELSE status END

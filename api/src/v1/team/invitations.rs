@@ -155,26 +155,46 @@ fn invitation_not_found() -> ApiError {
     )
 }
 
-/// The pending, unexpired invitation `{token}` addressed to `user`'s e-mail, not the owner's own, moved by
-/// `set` (SQL assignments) in one guarded `UPDATE`: of concurrent answers to one invitation exactly one
-/// wins. `Ok(None)`: nothing matched ([`refusal`] says why).
+/// Answers the pending, unexpired invitation `{token}` addressed to the caller's e-mail (not the owner's
+/// own) with `set` (SQL assignments; `$2` is the caller) in one guarded `UPDATE`: of concurrent answers to
+/// one invitation exactly one wins. Nothing matched → the reason from [`refusal`]. `answered` names the
+/// outcome in the log.
 async fn answer(
     state: &AppState,
-    hash: &str,
-    user: Uuid,
+    principal: &Principal,
+    token: &str,
     set: &str,
-) -> Result<Option<MemberView>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    answered: &str,
+) -> Result<Json<MemberView>, ApiError> {
+    let hash = token_hash(principal, token)?;
+    let user = principal.user_id;
+    let member: Option<MemberView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE team_members SET {set}
          WHERE invitation_token_hash = $1 AND status = 'pending'
            AND invitation_expires_at > now() AND team_owner_id <> $2
            AND lower(member_email) = (SELECT lower(email) FROM users WHERE id = $2)
          RETURNING {MEMBER_COLUMNS}"
     )))
-    .bind(hash)
+    .bind(&hash)
     .bind(user)
     .fetch_optional(&state.db)
     .await
+    .map_err(|err| match err {
+        // Only an accept sets the member's account: it is already on the team under another address.
+        sqlx::Error::Database(err) if err.constraint() == Some("idx_team_members_owner_member") => {
+            ApiError::client(
+                StatusCode::CONFLICT,
+                "already_a_member",
+                "your account is already a member of this team",
+            )
+        }
+        err => crate::v1::db_error(err),
+    })?;
+    let Some(member) = member else {
+        return Err(refusal(state, &hash, user).await?);
+    };
+    tracing::info!(member_id = %member.id, user_id = %user, "team invitation {answered}");
+    Ok(Json(member))
 }
 
 /// Hashes a presented token; a malformed one is refused before any database read.
@@ -193,27 +213,9 @@ pub async fn accept(
     principal: Principal,
     PathParam(token): PathParam<String>,
 ) -> Result<Json<MemberView>, ApiError> {
-    let hash = token_hash(&principal, &token)?;
-    let user = principal.user_id;
     let set = "member_user_id = $2, status = 'active', accepted_at = now(), \
                invitation_expires_at = NULL";
-    match answer(&state, &hash, user, set).await {
-        Ok(Some(member)) => {
-            tracing::info!(member_id = %member.id, user_id = %user, "team invitation accepted");
-            Ok(Json(member))
-        }
-        Ok(None) => Err(refusal(&state, &hash, user).await?),
-        Err(sqlx::Error::Database(err))
-            if err.constraint() == Some("idx_team_members_owner_member") =>
-        {
-            Err(ApiError::client(
-                StatusCode::CONFLICT,
-                "already_a_member",
-                "your account is already a member of this team",
-            ))
-        }
-        Err(err) => Err(crate::v1::db_error(err)),
-    }
+    answer(&state, &principal, &token, set, "accepted").await
 }
 
 /// `POST /v1/team/invitations/{token}/decline` (user token only, the invited address): the invitation
@@ -223,19 +225,8 @@ pub async fn decline(
     principal: Principal,
     PathParam(token): PathParam<String>,
 ) -> Result<Json<MemberView>, ApiError> {
-    let hash = token_hash(&principal, &token)?;
-    let user = principal.user_id;
     let set = "status = 'declined', invitation_expires_at = NULL";
-    match answer(&state, &hash, user, set)
-        .await
-        .map_err(crate::v1::db_error)?
-    {
-        Some(member) => {
-            tracing::info!(member_id = %member.id, user_id = %user, "team invitation declined");
-            Ok(Json(member))
-        }
-        None => Err(refusal(&state, &hash, user).await?),
-    }
+    answer(&state, &principal, &token, set, "declined").await
 }
 
 /// Why an invitation could not be answered, from its row as it is now.

@@ -15,7 +15,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::invitations::{self, InvitationEmail, NewInvitation};
-use super::{MEMBER_COLUMNS, MemberView, TeamError, member_not_found, parse_role, unprocessable};
+use super::{
+    LIST_LIMIT, MEMBER_COLUMNS, MemberView, TeamError, member_not_found, parse_role, unprocessable,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::v1::auth::{Principal, TeamRole};
@@ -26,8 +28,6 @@ use crate::v1::scopes::Scope;
 const MAX_NAME_CHARS: usize = 255;
 /// RFC 5321's limit on a path; the column holds 255.
 const MAX_EMAIL_CHARS: usize = 254;
-/// More than any plan allows today; bounds a listing if a grant makes the cap unlimited.
-const LIST_LIMIT: i64 = 500;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

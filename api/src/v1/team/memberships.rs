@@ -8,15 +8,12 @@ use axum::http::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{MEMBER_COLUMNS, MemberView};
+use super::{LIST_LIMIT, MEMBER_COLUMNS, MemberView};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::v1::auth::Principal;
 use crate::v1::db_error;
 use crate::v1::extract::PathParam;
-
-/// Bounds the listing; nobody is expected near it.
-const LIST_LIMIT: i64 = 500;
 
 /// `GET /v1/team/memberships` → `{"memberships": [member…]}`: the caller's active memberships, the
 /// oldest first (each carries `owner_id`, the value for the `Mingus-Account` header, and the role).

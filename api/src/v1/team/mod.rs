@@ -34,6 +34,10 @@ use super::auth::TeamRole;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Rows in a team listing at most: more than any plan allows today; bounds a listing if a grant makes
+/// the cap unlimited.
+const LIST_LIMIT: i64 = 500;
+
 /// The feature that allows a team; its metric `team_members` caps the members.
 pub const TEAM_MANAGEMENT: &str = "team_management";
 
