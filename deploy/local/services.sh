@@ -23,7 +23,8 @@ apt_install() {
     APT_UPDATED=1
   fi
   log "installing $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+    --no-install-recommends "$@" >/dev/null
 }
 
 # tcp_open HOST PORT: true when something accepts connections there.
@@ -126,6 +127,32 @@ ensure_chromium() {
 ensure_test_smtp() {
   /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || apt_install python3-aiosmtpd
   command -v openssl >/dev/null || apt_install openssl
+}
+
+# The production components deploy/production/ci exercises (Debian's packages). Installing them must
+# start nothing: a policy-rc.d answering 101 stops the packages' scripts from starting their services
+# (our scripts start private instances on free ports), and goes away afterwards if we put it there.
+ensure_production_tools() {
+  local missing=()
+  command -v nginx >/dev/null || missing+=(nginx-light)
+  command -v pgbouncer >/dev/null || missing+=(pgbouncer)
+  command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
+  [ ${#missing[@]} -eq 0 ] && return
+  local policy=/usr/sbin/policy-rc.d created=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# mingus: apt starts no service while deploy/local installs packages\nexit 101\n' |
+      as_root tee "$policy" >/dev/null
+    as_root chmod 0755 "$policy"
+    created=1
+  fi
+  apt_install "${missing[@]}"
+  [ -n "$created" ] && as_root rm -f "$policy"
+  return 0
 }
 
 ensure_services() {

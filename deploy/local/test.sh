@@ -6,6 +6,7 @@ cd "$MINGUS_ROOT"
 ensure_services
 ensure_test_smtp
 ensure_chromium
+ensure_production_tools
 
 read -r pg_host pg_port < <(url_host_port "$DATABASE_URL" 5432)
 pg_server="${DATABASE_URL%/*}"
@@ -20,10 +21,21 @@ for db in $stale; do psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$d
 
 # Process tests start the real binaries: build them once up front.
 cargo build --quiet --bins
+
+# deploy/production, each file run by its real tool (docs/production.md, "What CI runs"). Skipped only
+# when a filter is given that does not name them (MINGUS_PRODUCTION_CI=1 forces them).
+production_status=0
+if [ $# -eq 0 ] || [ "${MINGUS_PRODUCTION_CI:-}" = 1 ]; then
+  for script in systemd-units nginx-e2e; do
+    log "deploy/production/ci/$script.sh"
+    "$MINGUS_ROOT/deploy/production/ci/$script.sh" || { production_status=1; log "deploy/production/ci/$script.sh FAILED"; }
+  done
+fi
 log "running the test suite against $pg_host:$pg_port and $TEST_REDIS_URL"
 status=0
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$MINGUS_LOCAL/test-output.log" || status=$?
 # One closing line for the whole suite (cargo prints one per test binary, the last often "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "\nsuite: %d passed, %d failed\n", p, f }' "$MINGUS_LOCAL/test-output.log"
+[ "$status" -ne 0 ] || status=$production_status
 exit "$status"
