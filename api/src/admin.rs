@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mingus_common::config::Needs;
 use mingus_common::db::{self, MIGRATOR};
 use mingus_common::{Config, seed};
 use secrecy::ExposeSecret;
@@ -35,6 +36,26 @@ pub enum Command {
     },
     /// Inserts a small set of demo users, profiles and subscriptions (idempotent).
     SeedDemo,
+    /// Creates (or updates) the owner and API login roles of a production database; run as a superuser.
+    CreateRoles {
+        /// File holding the owner role's password.
+        #[arg(long, value_name = "FILE")]
+        owner_password_file: std::path::PathBuf,
+        /// File holding the API role's password.
+        #[arg(long, value_name = "FILE")]
+        api_password_file: std::path::PathBuf,
+        #[arg(long, default_value = "mingus_owner")]
+        owner_role: String,
+        #[arg(long, default_value = "mingus_api")]
+        api_role: String,
+    },
+    /// Checks invariants nothing else watches (feature access matching subscriptions); exits 1 when one
+    /// is broken, unless --repair fixed it.
+    Doctor {
+        /// Write the fixes (each user in a transaction of its own).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Stripe operations: replay stored events, fetch undelivered ones, reconcile subscriptions.
     #[command(subcommand)]
     Stripe(crate::admin_stripe::StripeCommand),
@@ -44,6 +65,21 @@ pub enum Command {
     /// Monthly partitions: premake, rescue, retire.
     #[command(subcommand)]
     Partitions(crate::admin_analytics::PartitionsCommand),
+}
+
+impl Command {
+    /// The settings this command uses: production asks for no secret a command does not use (the
+    /// migrate unit gets nothing but `DATABASE_URL`).
+    pub fn needs(&self) -> Needs {
+        match self {
+            // Replays, fetches and backfills enqueue jobs.
+            Command::Stripe(_) | Command::Analytics(_) => Needs {
+                redis: true,
+                ..Needs::DATABASE
+            },
+            _ => Needs::DATABASE,
+        }
+    }
 }
 
 pub async fn execute(cli: Cli, config: &Config) -> anyhow::Result<()> {
@@ -104,6 +140,36 @@ pub async fn execute(cli: Cli, config: &Config) -> anyhow::Result<()> {
                 .context("cannot connect to DATABASE_URL")?;
             let users = seed::demo(&pool).await?;
             println!("demo data ready: {users} users");
+            Ok(())
+        }
+        Command::CreateRoles {
+            owner_password_file,
+            api_password_file,
+            owner_role,
+            api_role,
+        } => {
+            let roles = crate::admin_roles::Roles {
+                owner_password: crate::admin_roles::read_password(&owner_password_file)?,
+                api_password: crate::admin_roles::read_password(&api_password_file)?,
+                owner: owner_role,
+                api: api_role,
+            };
+            let mut conn = PgConnectOptions::from_str(config.database.url.expose_secret())
+                .context("invalid DATABASE_URL")?
+                .connect()
+                .await
+                .context("cannot connect to DATABASE_URL")?;
+            crate::admin_roles::create(&mut conn, &roles).await?;
+            println!("roles ready: {} (owner), {} (api)", roles.owner, roles.api);
+            Ok(())
+        }
+        Command::Doctor { repair } => {
+            let pool = db::connect(&config.database)
+                .await
+                .context("cannot connect to DATABASE_URL")?;
+            let report = crate::admin_doctor::run(&pool, repair).await?;
+            crate::admin_doctor::print(&report);
+            anyhow::ensure!(report.healthy(), "invariants broken (see above)");
             Ok(())
         }
     }

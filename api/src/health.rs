@@ -1,103 +1,60 @@
-//! Health probes. Each dependency check is bounded by [`CHECK_TIMEOUT`], so a probe answers within two
-//! seconds whether the dependency is up, refusing connections, or silently dropping packets.
-
-use std::time::{Duration, Instant};
+//! Health probes. `/health/ready` is what a load balancer asks: ready while PostgreSQL answers, since
+//! the API keeps working without Redis (webhooks are stored and reach the queue through the outbox;
+//! entitlements fall back to the database), so Redis down makes it `degraded`, still 200. The checks
+//! live in `mingus_common::health`; bodies carry statuses and latencies, never error text.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use mingus_common::health::{self, Check};
 use serde_json::{Value, json};
 
 use crate::state::AppState;
 
-const CHECK_TIMEOUT: Duration = Duration::from_millis(1500);
-
-#[derive(Debug, Serialize)]
-struct Check {
-    status: &'static str,
-    latency_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-impl Check {
-    fn healthy(&self) -> bool {
-        self.status == "healthy"
-    }
-}
-
-async fn timed<F, E>(probe: F) -> Check
-where
-    F: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(CHECK_TIMEOUT, probe).await;
-    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
-    let error = match outcome {
-        Ok(Ok(())) => None,
-        Ok(Err(err)) => Some(err.to_string()),
-        Err(_) => Some(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
-    };
-    Check {
-        status: if error.is_none() {
-            "healthy"
-        } else {
-            "unhealthy"
-        },
-        latency_ms,
-        error,
-    }
-}
-
-async fn check_database(state: &AppState) -> Check {
-    timed(async { sqlx::query("SELECT 1").execute(&state.db).await.map(|_| ()) }).await
-}
-
-async fn check_cache(state: &AppState) -> Check {
-    let mut redis = state.redis.clone();
-    timed(async move {
-        redis::cmd("PING")
-            .query_async::<String>(&mut redis)
-            .await
-            .map(|_| ())
-    })
-    .await
-}
-
-fn respond(healthy: bool, mut body: Value) -> (StatusCode, Json<Value>) {
-    body["status"] = json!(if healthy { "healthy" } else { "unhealthy" });
-    let status = if healthy {
-        StatusCode::OK
-    } else {
+fn respond(status: &'static str, mut body: Value) -> (StatusCode, Json<Value>) {
+    body["status"] = json!(status);
+    let code = if status == "unhealthy" {
         StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
     };
-    (status, Json(body))
+    (code, Json(body))
+}
+
+fn verdict(check: &Check) -> &'static str {
+    if check.healthy() {
+        "healthy"
+    } else {
+        "unhealthy"
+    }
 }
 
 pub async fn live() -> (StatusCode, Json<Value>) {
     respond(
-        true,
+        "healthy",
         json!({ "service": "mingus-api", "version": env!("CARGO_PKG_VERSION") }),
     )
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let (database, cache) = tokio::join!(check_database(&state), check_cache(&state));
-    let healthy = database.healthy() && cache.healthy();
+    let (database, cache) = tokio::join!(health::database(&state.db), health::cache(&state.redis));
+    let status = match (database.healthy(), cache.healthy()) {
+        (false, _) => "unhealthy",
+        (true, false) => "degraded",
+        (true, true) => "healthy",
+    };
     respond(
-        healthy,
+        status,
         json!({ "checks": { "database": database, "cache": cache } }),
     )
 }
 
 pub async fn database(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let check = check_database(&state).await;
-    respond(check.healthy(), json!({ "check": check }))
+    let check = health::database(&state.db).await;
+    respond(verdict(&check), json!({ "check": check }))
 }
 
 pub async fn cache(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let check = check_cache(&state).await;
-    respond(check.healthy(), json!({ "check": check }))
+    let check = health::cache(&state.redis).await;
+    respond(verdict(&check), json!({ "check": check }))
 }

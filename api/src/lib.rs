@@ -2,8 +2,11 @@
 
 pub mod admin;
 pub mod admin_analytics;
+pub mod admin_doctor;
+pub mod admin_roles;
 pub mod admin_stripe;
 pub mod bench;
+mod client_ip;
 mod error;
 mod health;
 mod http;
@@ -24,8 +27,9 @@ use axum::serve::ListenerExt;
 use mingus_common::{Config, cache, db};
 use tokio::net::TcpListener;
 
+pub use client_ip::ClientIp;
 pub use error::ApiError;
-pub use http::router;
+pub use http::{ops_router, router};
 pub use state::AppState;
 
 /// Builds the shared state. Connections are lazy: the API starts (and reports unhealthy) while a
@@ -55,7 +59,7 @@ pub fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     }))
 }
 
-/// Binds `MINGUS_API_ADDR` and serves until `shutdown` resolves.
+/// Binds `MINGUS_API_ADDR` (and `MINGUS_OPS_ADDR` when set) and serves until `shutdown` resolves.
 pub async fn run(
     config: Arc<Config>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -63,12 +67,31 @@ pub async fn run(
     let listener = TcpListener::bind(config.api_addr)
         .await
         .with_context(|| format!("cannot listen on MINGUS_API_ADDR={}", config.api_addr))?;
-    serve(listener, build_state(config)?, shutdown).await
+    let ops_listener = match config.listen.ops_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on MINGUS_OPS_ADDR={addr}"))?,
+        ),
+        None => None,
+    };
+    serve_with_ops(listener, ops_listener, build_state(config)?, shutdown).await
 }
 
 /// Serves on an already-bound listener (tests bind port 0), draining in-flight requests on shutdown.
 pub async fn serve(
     listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with_ops(listener, None, state, shutdown).await
+}
+
+/// The public listener and, when given, the operator listener. On `shutdown` both stop accepting, the
+/// requests in flight finish (axum's graceful shutdown), then this returns.
+pub async fn serve_with_ops(
+    listener: TcpListener,
+    ops_listener: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -79,7 +102,40 @@ pub async fn serve(
             "secret not configured: the routes that need it refuse requests"
         );
     }
+    if ops_listener.is_none() && !state.config.listen.ops_on_public {
+        tracing::warn!(
+            "/ops and /metrics are not served: set MINGUS_OPS_ADDR (or MINGUS_OPS_PUBLIC=true)"
+        );
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let ops = match ops_listener {
+        Some(ops_listener) => {
+            let ops_addr = ops_listener.local_addr()?;
+            tracing::info!(%ops_addr, "operator listener on http://{ops_addr}/ops");
+            let app = http::ops_router(state.clone());
+            Some(tokio::spawn(serve_one(ops_listener, app, stopped.clone())))
+        }
+        None => None,
+    };
     tracing::info!(%addr, "mingus-api listening on http://{addr}");
+    let public = serve_one(listener, router(state), stopped).await;
+    if let Some(ops) = ops {
+        ops.await.context("operator listener task")??;
+    }
+    public?;
+    tracing::info!("mingus-api stopped");
+    Ok(())
+}
+
+async fn serve_one(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     // Responses go out as soon as they are written: without TCP_NODELAY a response that leaves in two
     // segments waits for the client's delayed ACK (~40 ms) before its second part.
     let listener = listener.tap_io(|tcp| {
@@ -87,10 +143,13 @@ pub async fn serve(
             tracing::debug!(error = %err, "TCP_NODELAY not set");
         }
     });
-    axum::serve(listener, router(state).into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
-    tracing::info!("mingus-api stopped");
-    Ok(())
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    })
+    .await
+    .context("HTTP server failed")
 }

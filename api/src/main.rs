@@ -3,11 +3,26 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::Parser;
+use mingus_common::config::Needs;
 use mingus_common::{Config, shutdown, telemetry};
+
+/// Every setting comes from the environment (README, "Configuration"); the flags only describe.
+#[derive(Parser)]
+#[command(
+    name = "mingus-api",
+    version,
+    about = "The Mingus HTTP API: Stripe webhooks, the /v1 frontend API, health, and /ops",
+    long_about = "The Mingus HTTP API: Stripe webhooks, the /v1 frontend API and health on MINGUS_API_ADDR; \
+                  /ops and /metrics on MINGUS_OPS_ADDR. Configured entirely by environment variables \
+                  (secrets also as *_FILE); SIGTERM drains in-flight requests, then exits."
+)]
+struct Args {}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::from_env() {
+    Args::parse();
+    let config = match Config::from_env_for(Needs::API) {
         Ok(config) => Arc::new(config),
         Err(err) => {
             eprintln!("mingus-api: configuration error: {err}");

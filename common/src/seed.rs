@@ -59,6 +59,12 @@ pub async fn demo(pool: &PgPool) -> anyhow::Result<usize> {
         .execute(&mut *tx)
         .await?;
     }
+    // Access follows the subscription as it does after a Stripe event: without these rows every demo
+    // user would be answered `feature_not_included`. Recomputed for every demo user, so running the
+    // command again repairs a database seeded before this step existed.
+    for (id, ..) in DEMO_USERS {
+        crate::billing::access::recompute(&mut tx, id.parse()?, chrono::Utc::now()).await?;
+    }
     tx.commit().await?;
     Ok(DEMO_USERS.len())
 }

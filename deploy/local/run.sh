@@ -6,20 +6,8 @@ source "$(dirname "$0")/services.sh"
 cd "$MINGUS_ROOT"
 ensure_services
 
-# Local secrets, generated once and kept in .local/ (never committed): secrets have no defaults in code.
-if [ ! -f "$MINGUS_LOCAL/dev.env" ]; then
-  rand() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-  cat >"$MINGUS_LOCAL/dev.env" <<ENV
-MINGUS_ADMIN_TOKEN=$(rand)
-MINGUS_JWT_SECRET=$(rand)
-STRIPE_WEBHOOK_SECRETS=whsec_$(rand)
-ENV
-fi
-# Added after the first dev.env files were written: append when missing.
-if ! grep -q '^MINGUS_UNSUBSCRIBE_SECRET=' "$MINGUS_LOCAL/dev.env"; then
-  echo "MINGUS_UNSUBSCRIBE_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>"$MINGUS_LOCAL/dev.env"
-fi
-set -a; source "$MINGUS_LOCAL/dev.env"; set +a
+source "$MINGUS_ROOT/deploy/local/dev-env.sh"
+load_dev_env "$MINGUS_LOCAL/dev.env"
 export MINGUS_API_ADDR="${MINGUS_API_ADDR:-127.0.0.1:8080}"
 # Unsubscribe links in e-mails point at this API.
 export MINGUS_PUBLIC_URL="${MINGUS_PUBLIC_URL:-http://$MINGUS_API_ADDR}"

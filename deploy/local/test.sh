@@ -19,14 +19,16 @@ export TEST_MAILDIR="${TEST_MAILDIR:-$MINGUS_MAILDIR}"
 stale=$(psql "$TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'mingus\_test\_%'" || true)
 for db in $stale; do psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true; done
 
-# Process tests start the real binaries: build them once up front.
+# Process tests start the real binaries: build them once up front, and tell the tests not to build them
+# again from inside the running suite (tests/src/worker.rs, binary()).
 cargo build --quiet --bins
+export MINGUS_TEST_BINARIES_BUILT=1
 
 # deploy/production, each file run by its real tool (docs/production.md, "What CI runs"). Skipped only
 # when a filter is given that does not name them (MINGUS_PRODUCTION_CI=1 forces them).
 production_status=0
 if [ $# -eq 0 ] || [ "${MINGUS_PRODUCTION_CI:-}" = 1 ]; then
-  for script in systemd-units nginx-e2e; do
+  for script in systemd-units nginx-e2e pgbouncer-e2e; do
     log "deploy/production/ci/$script.sh"
     "$MINGUS_ROOT/deploy/production/ci/$script.sh" || { production_status=1; log "deploy/production/ci/$script.sh FAILED"; }
   done

@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use mingus_common::cron::{self, CronTable, FireReport};
 use mingus_common::jobs::Enqueuer;
-use mingus_common::{Config, cache, db};
+use mingus_common::{Config, cache, db, probe};
 use sqlx::PgPool;
 use tokio::time::MissedTickBehavior;
 
@@ -129,6 +129,11 @@ impl Scheduler {
 }
 
 fn log_report(report: &FireReport) {
+    metrics::counter!("mingus_scheduler_passes_total").increment(1);
+    metrics::counter!("mingus_scheduler_fired_total").increment(report.fired.len() as u64);
+    metrics::counter!("mingus_scheduler_failed_total").increment(report.failed.len() as u64);
+    metrics::gauge!("mingus_scheduler_last_pass_timestamp_seconds")
+        .set(Utc::now().timestamp_millis() as f64 / 1000.0);
     // Each fired, skipped or failed schedule is logged where it happens; this is the pass summary.
     if !report.fired.is_empty() || !report.failed.is_empty() {
         tracing::debug!(
@@ -152,6 +157,19 @@ pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> any
     let redis = cache::connect(&config.redis)
         .await
         .context("cannot connect to REDIS_URL")?;
+    if let Some(listen) = config.listen.scheduler_probe {
+        let listener = probe::bind(listen, "MINGUS_SCHEDULER_METRICS_ADDR").await?;
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+        probe::spawn(
+            listener,
+            probe::Probe {
+                service: "mingus-scheduler",
+                db: pool.clone(),
+                redis: redis.clone(),
+                metrics: Arc::new(move || handle.render()),
+            },
+        )?;
+    }
     let enqueuer = Enqueuer::new(redis, config.redis.key_prefix.clone());
     let scheduler = Scheduler::new(
         pool.clone(),

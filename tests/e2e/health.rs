@@ -92,25 +92,54 @@ async fn database_down_answers_503_within_two_seconds() {
     .await;
 }
 
+/// Redis down: the cache probe fails fast, and readiness stays 200 with `degraded` — the API keeps
+/// taking webhooks (stored, pushed later by the outbox), so a load balancer must not pull it.
+async fn assert_degraded(app: &TestApp) {
+    let (status, body, took) = probe(app, "/health/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["checks"]["cache"]["status"], "unhealthy", "{body}");
+    assert_eq!(body["checks"]["database"]["status"], "healthy", "{body}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
 #[tokio::test]
-async fn redis_down_answers_503_within_two_seconds() {
+async fn redis_down_fails_the_cache_probe_fast_and_degrades_readiness() {
     let port = closed_port().await;
     let url = format!("redis://127.0.0.1:{port}");
     let app = TestApp::spawn_with(&[("REDIS_URL", &url)]).await;
     assert_unhealthy_fast(
         &app,
-        &["/health/cache", "/health/ready"],
+        &["/health/cache"],
         &["/health/live", "/health/database"],
     )
     .await;
+    assert_degraded(&app).await;
 
     let (port, _task) = silent_port().await;
     let url = format!("redis://127.0.0.1:{port}");
     let app = TestApp::spawn_with(&[("REDIS_URL", &url)]).await;
-    assert_unhealthy_fast(&app, &["/health/cache", "/health/ready"], &["/health/live"]).await;
+    assert_unhealthy_fast(&app, &["/health/cache"], &["/health/live"]).await;
+    assert_degraded(&app).await;
     // The process is still serving after the failed probes.
     let (status, _, _) = probe(&app, "/health/live").await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn probe_bodies_carry_no_error_text() {
+    let port = closed_port().await;
+    let db_url = format!("postgres://postgres@127.0.0.1:{port}/nothing");
+    let redis_url = format!("redis://127.0.0.1:{port}");
+    let app = TestApp::spawn_with(&[("DATABASE_URL", &db_url), ("REDIS_URL", &redis_url)]).await;
+    for path in PROBES {
+        let (_, body, _) = probe(&app, path).await;
+        let text = body.to_string();
+        assert!(
+            !text.contains("error") && !text.contains("refused"),
+            "{path}: {text}"
+        );
+    }
 }
 
 #[tokio::test]

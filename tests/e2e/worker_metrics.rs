@@ -1,4 +1,4 @@
-//! A worker process serves Prometheus metrics of the jobs it ran.
+//! A worker process serves Prometheus metrics of the jobs it ran, and its health probes.
 
 use std::time::Duration;
 
@@ -60,4 +60,16 @@ async fn a_worker_process_exposes_job_counters_and_duration_histograms() {
         text.contains("mingus_queue_waiting{queue=\"bench\"}"),
         "{text}"
     );
+    // The same listener answers the probes a supervisor or load balancer asks.
+    for path in ["/health/live", "/health/ready"] {
+        let response = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "healthy", "{path}: {body}");
+        assert_eq!(body["service"], "mingus-worker", "{path}: {body}");
+    }
 }

@@ -18,6 +18,9 @@ pub fn test_config(database_url: &str, redis_prefix: &str, extra: &[(&str, &str)
         ("REDIS_URL".into(), crate::redis_url()),
         ("REDIS_KEY_PREFIX".into(), redis_prefix.into()),
         ("MINGUS_API_ADDR".into(), "127.0.0.1:0".into()),
+        // In-process workers and schedulers serve no probes (the recorder is process-wide).
+        ("MINGUS_WORKER_METRICS_ADDR".into(), "off".into()),
+        ("MINGUS_SCHEDULER_METRICS_ADDR".into(), "off".into()),
         ("STRIPE_WEBHOOK_SECRETS".into(), "whsec_test_secret".into()),
         (
             "MINGUS_JWT_SECRET".into(),

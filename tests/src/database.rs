@@ -145,7 +145,18 @@ impl TestDb {
             }
         }
         admin.close().await.ok();
-        let url = url_for(&name);
+        // TEST_DATABASE_POOLER_URL (deploy/production/ci/pgbouncer-e2e.sh): the test and the processes it
+        // starts reach their database through PgBouncer; creating, cloning and dropping stay direct
+        // (a template with pooled connections open could not be cloned).
+        let url = match std::env::var("TEST_DATABASE_POOLER_URL") {
+            Ok(pooler) => {
+                let (head, _) = pooler
+                    .rsplit_once('/')
+                    .expect("TEST_DATABASE_POOLER_URL has a database path");
+                format!("{head}/{name}")
+            }
+            Err(_) => url_for(&name),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .connect(&url)

@@ -50,6 +50,7 @@ impl JobEnv {
             ("DATABASE_MAX_CONNECTIONS".into(), "10".into()),
             ("DATABASE_MIN_CONNECTIONS".into(), "0".into()),
             ("MINGUS_WORKER_METRICS_ADDR".into(), "off".into()),
+            ("MINGUS_SCHEDULER_METRICS_ADDR".into(), "off".into()),
             ("LOG_FORMAT".into(), "json".into()),
         ]
     }

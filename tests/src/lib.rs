@@ -12,7 +12,7 @@ pub mod stripe_server;
 pub mod wait;
 mod worker;
 
-pub use app::{TestApp, test_config};
+pub use app::{TestApp, delete_redis_prefix, test_config};
 pub use database::TestDb;
 pub use env::JobEnv;
 pub use process::WorkerProcess;

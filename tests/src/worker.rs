@@ -59,7 +59,10 @@ impl Drop for TestWorker {
     }
 }
 
-/// The path of a workspace binary, built once per test process.
+/// The path of a workspace binary, built once per test process unless the caller built them already
+/// (`deploy/local/test.sh` sets `MINGUS_TEST_BINARIES_BUILT=1`). Building from inside `cargo test` would
+/// resolve features without the dev-dependencies, relink every binary and race the running suite for
+/// memory and the linker: CI once failed with "linking with cc failed" there.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -67,6 +70,9 @@ pub fn binary(name: &str) -> PathBuf {
         .unwrap()
         .to_path_buf();
     BUILT.get_or_init(|| {
+        if std::env::var("MINGUS_TEST_BINARIES_BUILT").as_deref() == Ok("1") {
+            return;
+        }
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--bins"])
             .current_dir(&root)
@@ -84,11 +90,20 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
-    dir: PathBuf,
+    pub dir: PathBuf,
+    /// Arguments replacing the default in-memory settings (a configuration file and its overrides).
+    args: Option<Vec<String>>,
 }
 
 impl RedisServer {
+    /// An in-memory server (no RDB, no AOF).
     pub fn start() -> Self {
+        Self::start_with(|_, _| None)
+    }
+
+    /// A server whose arguments `args(port, dir)` gives (e.g. a production `redis.conf` with the port,
+    /// paths and ACL file moved into the test's directory); `None` for the in-memory default.
+    pub fn start_with(args: impl FnOnce(u16, &std::path::Path) -> Option<Vec<String>>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -96,10 +111,12 @@ impl RedisServer {
             .port();
         let dir = std::env::temp_dir().join(format!("mingus-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let args = args(port, &dir);
         let mut server = RedisServer {
             port,
             child: None,
             dir,
+            args,
         };
         server.restart();
         server
@@ -111,19 +128,28 @@ impl RedisServer {
 
     /// Starts (again) on the same port and waits until it answers.
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
+        let mut command = Command::new("redis-server");
+        match &self.args {
+            Some(args) => {
+                command.args(args);
+            }
+            None => {
+                command
+                    .args([
+                        "--bind",
+                        "127.0.0.1",
+                        "--port",
+                        &self.port.to_string(),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .arg("--dir")
+                    .arg(&self.dir);
+            }
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

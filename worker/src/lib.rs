@@ -13,8 +13,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use clap::Parser;
-use mingus_common::Config;
 use mingus_common::queue::Queue;
+use mingus_common::{Config, probe};
 
 pub use runtime::{WorkerRuntime, worker_name};
 
@@ -33,15 +33,28 @@ pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    if let Some(addr) = config.jobs.metrics_addr {
-        metrics::install(addr)?;
-        tracing::info!(%addr, "worker metrics on http://{addr}/metrics");
-    }
+    // Bound before connecting, so a taken explicit address stops the process at once.
+    let probe_listener = match config.jobs.metrics_addr {
+        Some(listen) => Some(probe::bind(listen, "MINGUS_WORKER_METRICS_ADDR").await?),
+        None => None,
+    };
     let queues = if args.queues.is_empty() {
         Queue::ALL.to_vec()
     } else {
         args.queues
     };
     let runtime = WorkerRuntime::connect(config).await?;
+    if let Some(listener) = probe_listener {
+        let handle = metrics::install()?;
+        probe::spawn(
+            listener,
+            probe::Probe {
+                service: "mingus-worker",
+                db: runtime.ctx.db.clone(),
+                redis: runtime.ctx.redis.clone(),
+                metrics: Arc::new(move || handle.render()),
+            },
+        )?;
+    }
     runtime.run(&queues, shutdown).await
 }

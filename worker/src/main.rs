@@ -10,7 +10,7 @@ use mingus_worker::Args;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match Config::from_env() {
+    let config = match Config::from_env_for(mingus_common::config::Needs::WORKER) {
         Ok(config) => Arc::new(config),
         Err(err) => {
             eprintln!("mingus-worker: configuration error: {err}");

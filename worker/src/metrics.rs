@@ -1,22 +1,28 @@
-//! Prometheus metrics of the workers (served on `MINGUS_WORKER_METRICS_ADDR`).
+//! Prometheus metrics of the workers (served with the probes on `MINGUS_WORKER_METRICS_ADDR`).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use mingus_common::jobs::ledger::RunStatus;
 
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-/// Installs the recorder and its HTTP listener. Fails if the address is taken.
-pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+/// Installs the process-wide recorder; the probe listener renders it. Histograms are drained by an
+/// upkeep task every five seconds (what the exporter's own listener would do).
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), DURATION_BUCKETS)?
-        .install()?;
-    Ok(())
+        .install_recorder()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 pub fn job_finished(queue: &'static str, kind: &str, status: RunStatus, elapsed: Duration) {

@@ -9,7 +9,7 @@ use mingus_common::{Config, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
+    let config = match Config::from_env_for(cli.command.needs()) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("mingus-admin: configuration error: {err}");

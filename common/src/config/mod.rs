@@ -10,9 +10,11 @@
 
 pub mod email;
 pub mod frontend;
+mod listen;
 mod parse;
 mod production;
 mod scheduler;
+mod source;
 pub mod stripe;
 
 use std::collections::HashMap;
@@ -21,9 +23,11 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use listen::{ListenAddr, ListenConfig};
 pub use parse::ConfigError;
 use parse::Vars;
 pub use scheduler::{ScheduleOverride, SchedulerConfig};
+pub use source::{Needs, SECRET_FILES};
 
 /// Which rules apply: development defaults, or production's refusal of missing secrets and insecure settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +86,8 @@ pub struct JobsConfig {
     pub concurrency: HashMap<String, usize>,
     /// Per-queue timeout overrides, from `MINGUS_QUEUE_TIMEOUT_SECS="reports=600"`.
     pub timeouts: HashMap<String, Duration>,
-    /// Where a worker serves `/metrics`; `None` disables it.
-    pub metrics_addr: Option<SocketAddr>,
+    /// Where a worker serves `/health/*` and `/metrics`; `None` disables it.
+    pub metrics_addr: Option<ListenAddr>,
     /// Finished jobs kept in Redis: at most this many per queue, and none older than `finished_max_age`.
     pub finished_max_count: usize,
     pub finished_max_age: Duration,
@@ -107,6 +111,8 @@ impl JobsConfig {
 pub struct Config {
     pub environment: Environment,
     pub api_addr: SocketAddr,
+    /// The operator and probe listeners, and the trusted proxies.
+    pub listen: ListenConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     /// Several secrets are accepted during a rotation.
@@ -133,9 +139,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// Parses the process environment. Call once, at start-up.
+    /// Parses the process environment for a process that uses everything. Call once, at start-up.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(std::env::vars())
+        Self::from_env_for(Needs::ALL)
+    }
+
+    /// Parses the process environment for a process that uses `needs` (each binary passes its own).
+    pub fn from_env_for(needs: Needs) -> Result<Self, ConfigError> {
+        Self::from_vars_for(source::process_environment()?, needs)
     }
 
     /// Parses the given variables as if they were the environment.
@@ -145,14 +156,27 @@ impl Config {
         K: Into<String>,
         V: Into<String>,
     {
-        let map: HashMap<String, String> = vars
+        Self::from_vars_for(vars, Needs::ALL)
+    }
+
+    /// Parses the given variables for a process that uses `needs`; `*_FILE` secrets are read here.
+    pub fn from_vars_for<I, K, V>(vars: I, needs: Needs) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut map: HashMap<String, String> = vars
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
+        source::resolve_secret_files(&mut map)?;
         let vars = Vars::new(&map);
         let environment =
             vars.parse_with("MINGUS_ENV", Environment::Development, parse::environment)?;
         let dev = environment == Environment::Development;
+        // A setting this process does not use takes the development default (never used by it).
+        let default_if = |needed: bool, default: &'static str| (dev || !needed).then_some(default);
         // Parsed in the order of the contract, so a missing variable is named in that order too.
         let database = DatabaseConfig {
             url: vars.secret_or_dev_default(
@@ -171,23 +195,28 @@ impl Config {
             )?,
         };
         let redis = RedisConfig {
-            url: vars
-                .secret_or_dev_default("REDIS_URL", dev.then_some("redis://127.0.0.1:6379"))?,
+            url: vars.secret_or_dev_default(
+                "REDIS_URL",
+                default_if(needs.redis, "redis://127.0.0.1:6379"),
+            )?,
             key_prefix: vars.string("REDIS_KEY_PREFIX", "mingus")?,
             response_timeout: vars.millis("REDIS_RESPONSE_TIMEOUT_MS", 5_000)?,
             connection_timeout: vars.millis("REDIS_CONNECT_TIMEOUT_MS", 2_000)?,
         };
-        let smtp_url =
-            vars.secret_or_dev_default("SMTP_URL", dev.then_some("smtp://127.0.0.1:2525"))?;
-        let mail_from = vars
-            .string_or_dev_default("MAIL_FROM", dev.then_some("Mingus <no-reply@mingus.local>"))?;
-        let email = email::parse(&vars, &smtp_url, &mail_from, !dev)?;
+        let smtp_url = vars
+            .secret_or_dev_default("SMTP_URL", default_if(needs.smtp, "smtp://127.0.0.1:2525"))?;
+        let mail_from = vars.string_or_dev_default(
+            "MAIL_FROM",
+            default_if(needs.smtp, "Mingus <no-reply@mingus.local>"),
+        )?;
+        let email = email::parse(&vars, &smtp_url, &mail_from, !dev && needs.email_links)?;
         let config = Config {
             environment,
             api_addr: vars.parse(
                 "MINGUS_API_ADDR",
                 "127.0.0.1:8080".parse().expect("valid default"),
             )?,
+            listen: listen::parse(&vars, dev)?,
             database,
             redis,
             stripe_webhook_secrets: vars.secret_list("STRIPE_WEBHOOK_SECRETS")?,
@@ -225,11 +254,7 @@ impl Config {
                         .map(Duration::from_secs)
                         .map_err(|e| e.to_string())
                 })?,
-                metrics_addr: vars.parse_with(
-                    "MINGUS_WORKER_METRICS_ADDR",
-                    Some("127.0.0.1:9091".parse().expect("valid")),
-                    parse::optional_addr,
-                )?,
+                metrics_addr: listen::probe(&vars, "MINGUS_WORKER_METRICS_ADDR", "127.0.0.1:9091")?,
                 finished_max_count: vars.parse("MINGUS_RETENTION_FINISHED_MAX", 100_000)?,
                 finished_max_age: vars.seconds("MINGUS_RETENTION_FINISHED_SECS", 24 * 3600)?,
                 ledger_retention: vars.seconds("MINGUS_RETENTION_LEDGER_SECS", 30 * 24 * 3600)?,
@@ -238,11 +263,11 @@ impl Config {
             },
             scheduler: scheduler::parse(&map)?,
         };
-        config.validate()?;
+        config.validate(needs)?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self, needs: Needs) -> Result<(), ConfigError> {
         let db = &self.database;
         if db.max_connections == 0 {
             return Err(ConfigError::invalid(
@@ -309,7 +334,7 @@ impl Config {
             ));
         }
         if self.environment == Environment::Production {
-            production::check(self)?;
+            production::check(self, needs)?;
         }
         Ok(())
     }
@@ -335,3 +360,6 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_deployment;

@@ -18,6 +18,8 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
     #[error("insecure setting {name} refused in production: {reason}")]
     Insecure { name: &'static str, reason: String },
+    #[error("environment variable {0} is not valid UTF-8")]
+    NotUnicode(String),
 }
 
 impl ConfigError {
@@ -36,9 +38,10 @@ impl ConfigError {
     }
 
     /// The variable this error is about.
-    pub fn variable(&self) -> &'static str {
+    pub fn variable(&self) -> &str {
         match self {
             Self::Missing(name) | Self::Invalid { name, .. } | Self::Insecure { name, .. } => name,
+            Self::NotUnicode(name) => name,
         }
     }
 }

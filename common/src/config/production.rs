@@ -2,11 +2,42 @@
 
 use secrecy::ExposeSecret;
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, Needs};
 
 const MIN_SECRET_LEN: usize = 32;
 
-pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
+pub(super) fn check(config: &Config, needs: Needs) -> Result<(), ConfigError> {
+    if needs.http_secrets {
+        check_http_secrets(config)?;
+    }
+    if let Some(key) = &config.stripe_api_key
+        && key.expose_secret().starts_with("sk_test_")
+    {
+        return Err(ConfigError::insecure(
+            "STRIPE_API_KEY",
+            "a test-mode key in production",
+        ));
+    }
+    if !config.stripe_api_base.starts_with("https://") {
+        return Err(ConfigError::insecure("STRIPE_API_BASE", "must use https"));
+    }
+    if needs.smtp {
+        check_smtp(config)?;
+    }
+    if needs.email_links {
+        check_email_links(config)?;
+    }
+    if config.email.pause_after_accept.is_some() {
+        return Err(ConfigError::insecure(
+            "MINGUS_EMAIL_TEST_PAUSE_AFTER_ACCEPT_MS",
+            "a test knob",
+        ));
+    }
+    Ok(())
+}
+
+/// The secrets of the HTTP surface: webhook signatures, `/v1` tokens, the operator token.
+fn check_http_secrets(config: &Config) -> Result<(), ConfigError> {
     if config.stripe_webhook_secrets.is_empty() {
         return Err(ConfigError::Missing("STRIPE_WEBHOOK_SECRETS"));
     }
@@ -41,17 +72,10 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
             format!("shorter than {MIN_SECRET_LEN} characters"),
         ));
     }
-    if let Some(key) = &config.stripe_api_key
-        && key.expose_secret().starts_with("sk_test_")
-    {
-        return Err(ConfigError::insecure(
-            "STRIPE_API_KEY",
-            "a test-mode key in production",
-        ));
-    }
-    if !config.stripe_api_base.starts_with("https://") {
-        return Err(ConfigError::insecure("STRIPE_API_BASE", "must use https"));
-    }
+    Ok(())
+}
+
+fn check_smtp(config: &Config) -> Result<(), ConfigError> {
     let smtp = config.smtp_url.expose_secret();
     // Plain smtp:// is fine to a local relay or when STARTTLS is enforced with ?tls=required.
     if smtp.starts_with("smtp://") && !smtp.contains("tls=required") && !points_at_loopback(smtp) {
@@ -60,6 +84,11 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
             "plain smtp:// to a remote host; use smtps:// or smtp://…?tls=required",
         ));
     }
+    Ok(())
+}
+
+/// What links in e-mails and the unsubscribe page are built from.
+fn check_email_links(config: &Config) -> Result<(), ConfigError> {
     let email = &config.email;
     let unsubscribe = email
         .unsubscribe_secret
@@ -84,12 +113,6 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
                 "links in e-mails must use https",
             ));
         }
-    }
-    if email.pause_after_accept.is_some() {
-        return Err(ConfigError::insecure(
-            "MINGUS_EMAIL_TEST_PAUSE_AFTER_ACCEPT_MS",
-            "a test knob",
-        ));
     }
     Ok(())
 }

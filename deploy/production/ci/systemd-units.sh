@@ -138,7 +138,7 @@ run_unit() {
   local -a envs
   mapfile -t envs <<<"$RUN_ENV"
   if [ -n "$run_user" ]; then
-    env -i PATH=/usr/bin:/bin "${envs[@]}" runuser -u "$run_user" -- "${argv[@]}" >"$root/$1.$instance.log" 2>&1 &
+    env -i PATH=/usr/bin:/bin "${envs[@]}" "$(command -v setpriv)" --reuid="$run_user" --regid="$(id -g "$run_user")" --clear-groups -- "${argv[@]}" >"$root/$1.$instance.log" 2>&1 &
   else
     env -i PATH=/usr/bin:/bin "${envs[@]}" "${argv[@]}" >"$root/$1.$instance.log" 2>&1 &
   fi

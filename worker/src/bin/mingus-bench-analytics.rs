@@ -29,7 +29,8 @@ mod env;
 #[derive(Parser)]
 #[command(
     name = "mingus-bench-analytics",
-    about = "Times the daily user_analytics rollup against a naive per-user loop, and partition maintenance"
+    about = "Times the daily user_analytics rollup against a naive per-user loop, and partition maintenance",
+    version
 )]
 struct Cli {
     #[arg(long, default_value_t = 100_000)]

@@ -44,7 +44,8 @@ mod stats;
 #[derive(Parser, Debug)]
 #[command(
     name = "mingus-bench-email",
-    about = "E-mails per second to a local SMTP server, beside that server's ceiling"
+    about = "E-mails per second to a local SMTP server, beside that server's ceiling",
+    version
 )]
 struct Options {
     /// Messages per phase and run.

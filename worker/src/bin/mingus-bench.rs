@@ -16,7 +16,8 @@ mod bench;
 #[command(
     name = "mingus-bench",
     about = "Measures the job runtime: enqueue rates, drain rates, enqueue-to-start latency, worker memory",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    version
 )]
 struct Cli {
     #[command(subcommand)]

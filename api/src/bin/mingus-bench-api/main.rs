@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use mingus_api::bench::{Report, Request, Scratch, load, median};
 
 #[derive(Debug, Parser)]
-#[command(about = "Benchmarks /v1 routes against GET /health/live")]
+#[command(about = "Benchmarks /v1 routes against GET /health/live", version)]
 struct Args {
     #[command(subcommand)]
     route: Route,

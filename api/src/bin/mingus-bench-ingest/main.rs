@@ -11,7 +11,7 @@ use clap::Parser;
 use mingus_api::bench::median;
 
 #[derive(Debug, Parser)]
-#[command(about = "Benchmarks POST /webhooks/stripe against pgbench")]
+#[command(about = "Benchmarks POST /webhooks/stripe against pgbench", version)]
 struct Args {
     /// Events per run.
     #[arg(long, default_value_t = 20_000)]

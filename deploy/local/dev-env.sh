@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sourced by run.sh: the local secrets, generated once into $MINGUS_LOCAL/dev.env (0600, never
+# committed: secrets have no defaults in code), then exported — except where the caller already set the
+# variable, which wins (e.g. STRIPE_WEBHOOK_SECRETS=<the whsec_ that `stripe listen` prints>).
+
+dev_env_secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# load_dev_env FILE
+load_dev_env() {
+  local file="$1" line name
+  if [ ! -f "$file" ]; then
+    (umask 077; cat >"$file" <<ENV
+MINGUS_ADMIN_TOKEN=$(dev_env_secret)
+MINGUS_JWT_SECRET=$(dev_env_secret)
+STRIPE_WEBHOOK_SECRETS=whsec_$(dev_env_secret)
+ENV
+    )
+  fi
+  # Added after the first dev.env files were written: appended when missing.
+  grep -q '^MINGUS_UNSUBSCRIBE_SECRET=' "$file" || echo "MINGUS_UNSUBSCRIBE_SECRET=$(dev_env_secret)" >>"$file"
+  chmod 600 "$file"
+  while IFS= read -r line; do
+    case "$line" in ''|'#'*) continue;; esac
+    name="${line%%=*}"
+    if [ -z "${!name+x}" ]; then
+      export "$name=${line#*=}"
+    else
+      printf '[mingus] %s: the caller'"'"'s value wins over %s\n' "$name" "$file" >&2
+    fi
+  done <"$file"
+}
