@@ -28,7 +28,7 @@ export MINGUS_TEST_BINARIES_BUILT=1
 # when a filter is given that does not name them (MINGUS_PRODUCTION_CI=1 forces them).
 production_status=0
 if [ $# -eq 0 ] || [ "${MINGUS_PRODUCTION_CI:-}" = 1 ]; then
-  for script in systemd-units nginx-e2e pgbouncer-e2e; do
+  for script in systemd-units nginx-e2e pgbouncer-e2e pitr-drill; do
     log "deploy/production/ci/$script.sh"
     "$MINGUS_ROOT/deploy/production/ci/$script.sh" || { production_status=1; log "deploy/production/ci/$script.sh FAILED"; }
   done
