@@ -4,7 +4,7 @@ fn dev() -> Vec<(&'static str, &'static str)> {
     Vec::new()
 }
 
-fn production() -> Vec<(&'static str, &'static str)> {
+pub(super) fn production() -> Vec<(&'static str, &'static str)> {
     vec![
         ("MINGUS_ENV", "production"),
         ("DATABASE_URL", "postgres://app@db.internal/mingus"),

@@ -2,29 +2,12 @@
 
 use super::*;
 
+/// The production settings of `tests.rs`, owned (these tests add and remove variables).
 fn production() -> Vec<(String, String)> {
-    [
-        ("MINGUS_ENV", "production"),
-        ("DATABASE_URL", "postgres://app@db.internal/mingus"),
-        ("REDIS_URL", "redis://cache.internal:6379"),
-        ("SMTP_URL", "smtps://mailer:pw@smtp.example.com:465"),
-        ("MAIL_FROM", "Mingus <no-reply@mingus.app>"),
-        ("STRIPE_WEBHOOK_SECRETS", "whsec_one,whsec_two"),
-        ("MINGUS_JWT_SECRET", "0123456789abcdef0123456789abcdef-jwt"),
-        (
-            "MINGUS_ADMIN_TOKEN",
-            "0123456789abcdef0123456789abcdef-admin",
-        ),
-        (
-            "MINGUS_UNSUBSCRIBE_SECRET",
-            "0123456789abcdef0123456789abcdef-unsub",
-        ),
-        ("MINGUS_PUBLIC_URL", "https://api.mingus.app"),
-        ("MINGUS_APP_URL", "https://app.mingus.app/"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect()
+    super::tests::production()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn only(vars: &[(String, String)], names: &[&str]) -> Vec<(String, String)> {
