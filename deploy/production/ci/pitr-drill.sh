@@ -5,8 +5,9 @@
 # pgBackRest repository configured by the committed file (paths overridden through PGBACKREST_*
 # variables, which pgBackRest puts above the file), the roles and the schema are made by mingus-admin,
 # then: full backup, a billing_history row A, differential backup, the target time, a row B, WAL
-# archived — and the restore drill must bring back A and not B. A second drill to a time the WAL never
-# reaches must fail: the drill's own checks can fail.
+# archived — and the restore drill must bring back A and not B. Then two drills that must fail, so the
+# test can fail: one against a live row dated before the target that no backup holds (the drill's own
+# present/absent comparison), one to a time before the first backup (no backup set reaches it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 started=$SECONDS
@@ -122,13 +123,30 @@ grep -Eq "restore-drill: [1-9][0-9]* live billing_history rows before the target
   ci_fail "the drill did not prove row A present and row B absent"
 as_postgres "$PG_BIN/pg_ctl" -D "$tmp/scratch-1/data" -m fast -w stop >/dev/null 2>&1 || true
 
-# A target before the first backup: no backup set can reach it, so the drill must fail (quickly: the
-# restore or the recovery refuses; bounded anyway).
+# drill_must_fail SCRATCH WHY DRILL-ARGS…: the drill must exit non-zero by its own check, "restore-drill:
+# FAILED: WHY…", within 180 s (timeout cannot run a shell function, so the function travels in bash -c).
+drill_must_fail() {
+  local scratch="$1" why="$2" out
+  shift 2
+  if out="$(timeout 180 bash -c "$(declare -f as_postgres drill); pairs=(${pairs[*]@Q}); PROD=${PROD@Q}; PG_BIN=${PG_BIN@Q}; drill ${scratch@Q} ${*@Q}" 2>&1)"; then
+    echo "$out" >&2
+    ci_fail "the drill passed; it must fail with '$why'"
+  fi
+  grep -qF "restore-drill: FAILED: $why" <<<"$out" || { echo "$out" >&2; ci_fail "the drill did not fail with '$why'"; }
+  grep -o 'FAILED: .*' <<<"$out" | head -1
+}
+
+# Row C, written now but dated a second before the target: a live row the backups cannot hold, as if
+# they had lost it. The same drill must report it missing.
+row_c="$(q "INSERT INTO billing_history (subscription_id, user_id, amount, status, payment_method, created_at)
+  SELECT id, user_id, 29.00, 'paid', 'stripe', '$target'::timestamptz - interval '1 second'
+  FROM subscriptions ORDER BY created_at LIMIT 1 RETURNING id" | head -1)"
+why="$(drill_must_fail "$tmp/scratch-2" "billing_history $row_c (before the target) is missing" \
+  --target "$target" --live-url "$server/mingus" --settle 0)"
+ci_log "a drill against a live row the backups lack fails as it must ($why)"
+
+# A target before the first backup: no backup set can reach it, so pgBackRest's restore refuses.
 past="$(date -u -d '-1 hour' '+%F %T+00')"
-if out="$(timeout 180 bash -c "$(declare -f as_postgres drill); pairs=(${pairs[*]@Q}); PROD=${PROD@Q}; PG_BIN=${PG_BIN@Q}; drill ${tmp@Q}/scratch-2 --target ${past@Q}" 2>&1)"; then
-  echo "$out" >&2
-  ci_fail "the drill passed for a target before the first backup"
-fi
-grep -q "restore-drill: FAILED" <<<"$out" || { echo "$out" >&2; ci_fail "the drill to an unreachable target did not fail by its own check"; }
-ci_log "a drill to a time before the first backup fails as it must ($(grep -o 'FAILED: .*' <<<"$out" | head -1))"
+why="$(drill_must_fail "$tmp/scratch-3" "pgbackrest restore" --target "$past")"
+ci_log "a drill to a time before the first backup fails as it must ($why)"
 ci_log "OK in $((SECONDS - started)) s"

@@ -53,7 +53,9 @@ stop() {
 trap stop EXIT
 
 echo "restore-drill: restoring stanza $stanza to $target into $data"
-mkdir -m 0700 "$data"
+# An empty data directory given beforehand is fine (checked above); PostgreSQL wants it 0700.
+mkdir -p "$data"
+chmod 0700 "$data"
 pgbackrest --stanza="$stanza" --pg1-path="$data" --type=time --target="$target" \
   --target-action=promote --archive-mode=off restore || fail "pgbackrest restore"
 
@@ -97,6 +99,9 @@ if [ -n "$live_url" ]; then
          FROM billing_history WHERE created_at <= '$target'::timestamptz - interval '$settle seconds'
             OR created_at > '$target'::timestamptz"
   restored=$(psql_scratch "SELECT id FROM billing_history" | sort)
+  # Queried before the loop, not through < <(…): a process substitution's exit status is lost, and an
+  # unreachable live database would pass as "0 present, 0 absent".
+  live=$(psql -X -v ON_ERROR_STOP=1 "$live_url" -Atc "$query") || fail "cannot query the live database ($live_url)"
   present=0 absent=0
   while IFS='|' read -r id before; do
     [ -n "$id" ] || continue
@@ -107,7 +112,7 @@ if [ -n "$live_url" ]; then
       ! grep -qx "$id" <<<"$restored" || fail "billing_history $id (after the target) was restored"
       absent=$((absent + 1))
     fi
-  done < <(psql -X -v ON_ERROR_STOP=1 "$live_url" -Atc "$query")
+  done <<<"$live"
   echo "restore-drill: $present live billing_history rows before the target present, $absent after it absent"
 fi
 echo "restore-drill: OK (scratch cluster in $scratch$([ -n "$keep" ] && echo ", still running on socket $scratch port $port"))"
