@@ -10,6 +10,9 @@
 //! falls behind is charged for the queue it builds (no coordinated omission, as in wrk2) — except when
 //! its connection was idle and only the generator's timer woke late (tokio's timer has millisecond
 //! resolution), where the clock starts at the actual send.
+//!
+//! A [`Target`] is the API itself over plain HTTP, or nginx in front of it over HTTPS (a certificate
+//! the caller trusts by file): the same connections and requests either way, so the two compare.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +24,10 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper::http::{HeaderName, HeaderValue, Method};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// One prepared request.
 #[derive(Debug, Clone)]
@@ -96,18 +103,101 @@ impl Pace {
 
 type Sender = http1::SendRequest<Full<Bytes>>;
 
-/// An open keep-alive connection (opened before the clock starts, so connecting is not measured).
-async fn connect(address: &str) -> anyhow::Result<Sender> {
-    let stream = TcpStream::connect(address).await?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
+/// Where the load goes: one address or several (connection *i* goes to address *i* mod their count,
+/// a client-side round robin over API instances), the Host header, and TLS when the target is HTTPS.
+#[derive(Clone)]
+pub struct Target {
+    addresses: Vec<String>,
+    host: String,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl Target {
+    /// `http://host:port`: the API's own listener.
+    pub fn http(base_url: &str) -> anyhow::Result<Self> {
+        let address = base_url
+            .strip_prefix("http://")
+            .with_context(|| format!("{base_url} is not http://host:port"))?
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(Self {
+            host: address.clone(),
+            addresses: vec![address],
+            tls: None,
+        })
+    }
+
+    /// Several `http://host:port` API instances, the connections spread evenly over them.
+    pub fn http_spread(base_urls: &[String]) -> anyhow::Result<Self> {
+        let mut target = Self::http(base_urls.first().context("no API instance")?)?;
+        for url in &base_urls[1..] {
+            target.addresses.extend(Self::http(url)?.addresses);
+        }
+        Ok(target)
+    }
+
+    /// `https://name:port` connected at `address` (the name need not resolve: it is the TLS server
+    /// name and the Host header), trusting only the PEM certificates in `ca_file`.
+    pub fn https(url: &str, address: &str, ca_file: &std::path::Path) -> anyhow::Result<Self> {
+        let host = url
+            .strip_prefix("https://")
+            .with_context(|| format!("{url} is not https://name:port"))?
+            .trim_end_matches('/')
+            .to_owned();
+        let name = host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(name, _)| name);
+        let server_name = ServerName::try_from(name.to_owned())
+            .with_context(|| format!("{name} is not a TLS server name"))?;
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca_file)
+            .with_context(|| format!("cannot read {}", ca_file.display()))?
+        {
+            roots.add(cert?)?;
+        }
+        // ring: the provider the workspace's rustls is built with (explicit, as a second provider
+        // enabled by another crate would make the process-wide default ambiguous).
+        let config = ClientConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Self {
+            addresses: vec![address.to_owned()],
+            host,
+            tls: Some((TlsConnector::from(Arc::new(config)), server_name)),
+        })
+    }
+
+    /// An open keep-alive connection (opened before the clock starts, so connecting is not measured).
+    async fn connect(&self, connection: usize) -> anyhow::Result<Sender> {
+        let address = &self.addresses[connection % self.addresses.len()];
+        let stream = TcpStream::connect(address)
+            .await
+            .with_context(|| format!("connect to {address}"))?;
+        stream.set_nodelay(true)?;
+        let sender = match &self.tls {
+            None => {
+                let (sender, conn) = http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                tokio::spawn(conn);
+                sender
+            }
+            Some((connector, name)) => {
+                let stream = connector.connect(name.clone(), stream).await?;
+                let (sender, conn) = http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                tokio::spawn(conn);
+                sender
+            }
+        };
+        Ok(sender)
+    }
 }
 
 async fn connection(
+    index: usize,
     mut sender: Sender,
-    address: String,
+    target: Target,
     requests: Arc<Vec<Request>>,
     next: Arc<AtomicUsize>,
     pace: Option<Pace>,
@@ -125,12 +215,17 @@ async fn connection(
         let mut request = hyper::Request::builder()
             .method(prepared.method.clone())
             .uri(prepared.path.as_str())
-            .header(hyper::header::HOST, address.as_str());
+            .header(hyper::header::HOST, target.host.as_str());
         for (name, value) in &prepared.headers {
             request = request.header(name, value);
         }
         let request = request.body(Full::new(prepared.body.clone()))?;
-        sender.ready().await?;
+        // A server may close a keep-alive connection after so many requests (nginx's
+        // keepalive_requests): open a new one, as any HTTP client would.
+        if sender.ready().await.is_err() {
+            sender = target.connect(index).await?;
+            sender.ready().await?;
+        }
         let sent = match pace {
             None => Instant::now(),
             Some(pace) => {
@@ -156,43 +251,39 @@ async fn connection(
     Ok(out)
 }
 
-/// Sends `requests` over `connections` connections to `base_url` (`http://host:port`), closed-loop.
+/// Sends `requests` over `connections` connections to `target`, closed-loop.
 pub async fn run(
-    base_url: &str,
+    target: &Target,
     requests: Vec<Request>,
     connections: usize,
 ) -> anyhow::Result<Report> {
-    run_paced(base_url, requests, connections, None).await
+    run_paced(target, requests, connections, None).await
 }
 
 /// Sends `requests` at `rate` requests per second, open-loop, over `connections` connections (enough
 /// of them that the rate does not wait for answers: a connection carries one request at a time).
 pub async fn run_at_rate(
-    base_url: &str,
+    target: &Target,
     requests: Vec<Request>,
     connections: usize,
     rate: f64,
 ) -> anyhow::Result<Report> {
     anyhow::ensure!(rate > 0.0, "the rate must be positive");
-    run_paced(base_url, requests, connections, Some(rate)).await
+    run_paced(target, requests, connections, Some(rate)).await
 }
 
 async fn run_paced(
-    base_url: &str,
+    target: &Target,
     requests: Vec<Request>,
     connections: usize,
     rate: Option<f64>,
 ) -> anyhow::Result<Report> {
-    let address = base_url
-        .strip_prefix("http://")
-        .context("the API listens on http")?
-        .to_owned();
     let total = requests.len();
     let requests = Arc::new(requests);
     let next = Arc::new(AtomicUsize::new(0));
     let mut senders = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        senders.push(connect(&address).await?);
+    for index in 0..connections {
+        senders.push(target.connect(index).await?);
     }
     let started = Instant::now();
     let pace = rate.map(|rate| Pace {
@@ -201,10 +292,12 @@ async fn run_paced(
     });
     let tasks: Vec<_> = senders
         .into_iter()
-        .map(|sender| {
+        .enumerate()
+        .map(|(index, sender)| {
             tokio::spawn(connection(
+                index,
                 sender,
-                address.clone(),
+                target.clone(),
                 requests.clone(),
                 next.clone(),
                 pace,
@@ -235,4 +328,35 @@ async fn run_paced(
         p50_ms: pick(0.50),
         p99_ms: pick(0.99),
     })
+}
+
+/// Waits until `GET /health/ready` through `target` has answered 200 eight times in a row (enough to
+/// reach every instance behind a round-robin proxy), for at most 30 seconds.
+pub async fn wait_ready(target: &Target) -> anyhow::Result<()> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    let mut streak = 0;
+    let mut last = String::from("no answer");
+    while streak < 8 {
+        anyhow::ensure!(Instant::now() < deadline, "not ready after 30 s: {last}");
+        let answer = async {
+            let mut sender = target.connect(0).await?;
+            let request = hyper::Request::get("/health/ready")
+                .header(hyper::header::HOST, target.host.as_str())
+                .body(Full::new(Bytes::new()))?;
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            response.into_body().collect().await?;
+            anyhow::Ok(status)
+        }
+        .await;
+        match answer {
+            Ok(status) if status.is_success() => streak += 1,
+            Ok(status) => (streak, last) = (0, format!("status {status}")),
+            Err(error) => (streak, last) = (0, format!("{error:#}")),
+        }
+        if streak < 8 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }

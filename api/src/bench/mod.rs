@@ -1,11 +1,14 @@
 //! Support for the API benchmarks (`mingus-bench-ingest`, `mingus-bench-api`): a scratch database and
-//! Redis namespace with an in-process API ([`Scratch`]), and a lean HTTP/1.1 load generator ([`load`]).
+//! Redis namespace with an in-process API ([`Scratch`]), a lean HTTP/1.1 load generator ([`load`]), and
+//! API instances behind the production proxies for the comparison with them ([`ProxyArgs`]).
 //! Only the benchmark binaries use this module.
 
 pub mod load;
+mod proxied;
 mod scratch;
 
-pub use load::{Report, Request};
+pub use load::{Report, Request, Target};
+pub use proxied::ProxyArgs;
 pub use scratch::Scratch;
 
 /// The median of `values` (the upper one of an even count).

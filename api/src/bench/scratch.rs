@@ -17,6 +17,8 @@ pub struct Scratch {
     server_url: String,
     database: String,
     redis_url: String,
+    /// The configuration's variables, for [`Scratch::spawn_api`].
+    vars: Vec<(String, String)>,
 }
 
 /// The server's maintenance database: `DATABASE_URL` with its database replaced by `postgres`.
@@ -60,7 +62,11 @@ impl Scratch {
             ("RUST_LOG", "warn"),
         ];
         vars.extend_from_slice(settings);
-        let config = Arc::new(Config::from_vars(vars)?);
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let config = Arc::new(Config::from_vars(vars.clone())?);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let state = crate::build_state(config.clone())?;
@@ -76,7 +82,33 @@ impl Scratch {
             server_url,
             database,
             redis_url,
+            vars,
         })
+    }
+
+    /// The scratch database's name.
+    pub fn database_name(&self) -> &str {
+        &self.database
+    }
+
+    /// Another API instance on `listener`, configured as the first with `overrides` on top (the same
+    /// database name and Redis prefix unless overridden).
+    pub fn spawn_api(
+        &self,
+        listener: tokio::net::TcpListener,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let mut vars = self.vars.clone();
+        vars.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let state = crate::build_state(Arc::new(Config::from_vars(vars)?))?;
+        tokio::spawn(async move {
+            let _ = crate::serve(listener, state, std::future::pending()).await;
+        });
+        Ok(())
     }
 
     /// Drops the database and the Redis keys under the prefix (`{prefix}:…` and `{prefix}_entitlements:…`).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI for deploy/production/nginx/mingus.conf: the site file with only its ports, certificate paths and
-# upstream ports replaced, `nginx -t`, then nginx on loopback in front of two real mingus-api processes,
-# and requests through it over HTTPS (a certificate made here with openssl):
+# upstream ports replaced (lib.sh render_nginx), `nginx -t`, then nginx on loopback in front of two real
+# mingus-api processes, and requests through it over HTTPS (a certificate made here with openssl):
 #   health over HTTP/2 with HSTS; TLS 1.1 refused; port 80 redirects; a signed Stripe webhook stored;
 #   an unsigned one refused by the API; a /v1 call with a JWT; /ops and /metrics refused on the public
 #   side; a body over 1 MiB refused with 413; one API instance killed and requests still answered.
@@ -28,38 +28,10 @@ trap cleanup EXIT
 
 https_port="$(free_port)" http_port="$(free_port)"
 api1="$(free_port)" api2="$(free_port)" ops1="$(free_port)" ops2="$(free_port)"
-host=api.mingus.example
+host=$NGINX_HOST
 ci_log "nginx: site file on 127.0.0.1:$https_port (HTTPS) and :$http_port, APIs on :$api1 and :$api2"
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "/CN=$host" \
-  -addext "subjectAltName=DNS:$host" -keyout "$tmp/privkey.pem" -out "$tmp/fullchain.pem" 2>/dev/null
-mkdir -p "$tmp/acme" "$tmp/temp"
-chmod 0777 "$tmp/temp"
-sed -e "s|listen 80;|listen 127.0.0.1:$http_port;|" -e "s|listen 443 ssl http2;|listen 127.0.0.1:$https_port ssl http2;|" \
-    -e '/listen \[::\]/d' \
-    -e "s|/etc/letsencrypt/live/$host/|$tmp/|" -e "s|/var/www/letsencrypt|$tmp/acme|" \
-    -e "s|/var/log/nginx/|$tmp/|" \
-    -e "s|server 127.0.0.1:8081 |server 127.0.0.1:$api1 |" -e "s|server 127.0.0.1:8082 |server 127.0.0.1:$api2 |" \
-    "$PROD/nginx/mingus.conf" >"$tmp/mingus.conf"
-# Every line of the production file survives except the two IPv6 listens (no IPv6 on CI machines).
-[ "$(grep -c . "$PROD/nginx/mingus.conf")" -eq $(( $(grep -c . "$tmp/mingus.conf") + 2 )) ] ||
-  ci_fail "rendering the site file dropped lines"
-cat >"$tmp/nginx.conf" <<CONF
-worker_processes 1;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 256; }
-http {
-    include /etc/nginx/mime.types;
-    client_body_temp_path $tmp/temp/body;
-    proxy_temp_path $tmp/temp/proxy;
-    fastcgi_temp_path $tmp/temp/fastcgi;
-    uwsgi_temp_path $tmp/temp/uwsgi;
-    scgi_temp_path $tmp/temp/scgi;
-    include $tmp/mingus.conf;
-}
-CONF
-nginx -t -p "$tmp" -c "$tmp/nginx.conf" 2>"$tmp/nginx-t.out" || { cat "$tmp/nginx-t.out" >&2; ci_fail "nginx -t"; }
+render_nginx "$tmp" "$https_port" "$http_port" "$api1" "$api2"
 
 # A database of this run's own, two API instances.
 psql -X -q "$server_url" -c "CREATE DATABASE $db" >/dev/null

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # CI for deploy/production/pgbouncer/pgbouncer.ini: PgBouncer (Debian's package) runs the committed file
-# with only what a test machine needs changed — its port and paths, a wildcard [databases] entry (each
-# test makes a database of its own) and trust auth (the CI server trusts loopback) — and a subset of the
-# e2e suite runs with every DATABASE_URL through it: webhooks and their processing, Stripe events, reports,
-# feature checks and the scheduler. Session mode is what the file says, and what this proves works:
-# sqlx's prepared statements and our advisory locks need the same server connection for a client.
+# with only what a test machine needs changed (lib.sh render_pgbouncer: its port and paths, a wildcard
+# [databases] entry, trust auth) — and a subset of the e2e suite runs with every DATABASE_URL through
+# it: webhooks and their processing, Stripe events, reports, feature checks and the scheduler. Session
+# mode is what the file says, and what this proves works: sqlx's prepared statements and our advisory
+# locks need the same server connection for a client.
 # Afterwards PgBouncer's own statistics must show the suite's traffic went through it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -13,7 +13,7 @@ command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || ci_fail "pgboun
 PGBOUNCER="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
 
 server_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-read -r pg_host pg_port < <(python3 -c 'import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or 5432)' "$server_url")
+read -r pg_host pg_port < <(url_host_port "$server_url")
 tmp="$(ci_tempdir pgbouncer)"
 port="$(free_port)"
 cleanup() {
@@ -23,21 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-awk -v port="$port" -v tmp="$tmp" -v host="$pg_host" -v pgport="$pg_port" '
-  /^\[databases\]/ { print; print "* = host=" host " port=" pgport; skip = 1; next }
-  /^\[/ { skip = 0 }
-  skip && /^[a-z_*]+ *=/ { next }
-  /^listen_port *=/ { print "listen_port = " port; next }
-  /^unix_socket_dir *=/ { print "unix_socket_dir = " tmp; next }
-  /^auth_type *=/ { print "auth_type = trust"; next }
-  /^auth_file *=/ { print "auth_file = " tmp "/userlist.txt"; print "logfile = " tmp "/pgbouncer.log"; print "pidfile = " tmp "/pgbouncer.pid"; next }
-  { print }
-' "$PROD/pgbouncer/pgbouncer.ini" >"$tmp/pgbouncer.ini"
-for setting in "pool_mode = session" "default_pool_size = 20" "reserve_pool_size = 30" "max_db_connections = 50"; do
-  grep -qx "$setting" "$tmp/pgbouncer.ini" || ci_fail "the rendered file lost '$setting'"
-done
-printf '"postgres" ""\n' >"$tmp/userlist.txt"
-[ "$(id -u)" -eq 0 ] && chown -R postgres: "$tmp"
+render_pgbouncer "$tmp" "$port" "$pg_host" "$pg_port"
 ci_log "pgbouncer on 127.0.0.1:$port in front of $pg_host:$pg_port"
 as_postgres "$PGBOUNCER" -d "$tmp/pgbouncer.ini"
 wait_port "$port" 15 || { cat "$tmp/pgbouncer.log" >&2; ci_fail "pgbouncer did not start"; }

@@ -1,7 +1,8 @@
 //! `mingus-bench-api`: the `/v1` API's throughput and latency at 64 concurrent connections, beside
 //! `GET /health/live` (the HTTP floor: no authentication, no database, no Redis) measured the same way
 //! in the same run, closed-loop (saturation), then open-loop at `--rate` (10,000/s by default: the
-//! latency at the target rate). Release mode: `cargo run --release -p mingus-api --bin mingus-bench-api -- features`
+//! latency at the target rate). With `--via-nginx …` (`deploy/production/ci/bench-proxied.sh`), the
+//! route is also measured through nginx and PgBouncer in every run, and the ratios printed. Release mode: `cargo run --release -p mingus-api --bin mingus-bench-api -- features`
 //! (or `-- reports`).
 
 mod features;
@@ -9,7 +10,7 @@ mod reports;
 mod users;
 
 use clap::{Parser, Subcommand};
-use mingus_api::bench::{Report, Request, Scratch, load, median};
+use mingus_api::bench::{ProxyArgs, Report, Request, Scratch, Target, load, median};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks /v1 routes against GET /health/live", version)]
@@ -32,6 +33,8 @@ struct Args {
     /// sees, rather than the latency at saturation (default: 10,000 for `features`, none for `reports`).
     #[arg(long, global = true)]
     rate: Option<f64>,
+    #[command(flatten)]
+    proxy: ProxyArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,13 +100,21 @@ impl Table {
         median(self.rates.clone())
     }
 
+    fn p50(&self) -> f64 {
+        median(self.p50s.clone())
+    }
+
+    fn p99(&self) -> f64 {
+        median(self.p99s.clone())
+    }
+
     fn row(&self, connections: usize) {
         println!(
             "| {}, {connections} connections | {:.0} req/s | {:.2} ms | {:.2} ms |",
             self.name,
             self.rate(),
-            median(self.p50s.clone()),
-            median(self.p99s.clone())
+            self.p50(),
+            self.p99()
         );
     }
 }
@@ -111,10 +122,49 @@ impl Table {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let scratch = Scratch::create(SETTINGS).await?;
+    let pool = args.proxy.pool();
+    let mut settings = SETTINGS.to_vec();
+    if args.proxy.enabled() {
+        settings.push(("DATABASE_MAX_CONNECTIONS", pool.as_str()));
+    }
+    let scratch = Scratch::create(&settings).await?;
     let result = run(&args, &scratch).await;
     scratch.destroy().await;
     result
+}
+
+/// The route's measurements on one target: closed-loop, and open-loop at the rate when there is one.
+struct Side {
+    target: Target,
+    measured: Table,
+    paced: Table,
+}
+
+impl Side {
+    fn new(target: Target, name: &str, at: &str) -> Self {
+        Self {
+            target,
+            measured: Table::new(name),
+            paced: Table::new(&format!("{name}{at}")),
+        }
+    }
+
+    async fn measure(
+        &mut self,
+        args: &Args,
+        prepare: &Prepare<'_>,
+        rate: Option<f64>,
+    ) -> anyhow::Result<()> {
+        let report = load::run(&self.target, prepare(args.requests), args.connections).await?;
+        self.measured.add(&report)?;
+        if let Some(rate) = rate {
+            let report =
+                load::run_at_rate(&self.target, prepare(args.requests), args.connections, rate)
+                    .await?;
+            self.paced.add(&report)?;
+        }
+        Ok(())
+    }
 }
 
 async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
@@ -129,41 +179,53 @@ async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
             Box::new(|n| reports::requests(&tokens, n)),
         ),
     };
-    // Warm-up: fills the entitlement cache, the pool and the catalogue.
-    load::run(&scratch.base_url, prepare(args.users * 4), args.connections).await?;
-    let mut floor = Table::new("GET /health/live");
-    let mut measured = Table::new(name);
     let rate = args.rate.or(match args.route {
         Route::Features { .. } => Some(10_000.0),
         Route::Reports => None,
     });
     let at = format!(" at {} req/s", rate.unwrap_or(0.0));
+    let direct = Target::http(&scratch.base_url)?;
+    let mut sides = vec![Side::new(direct.clone(), name, &at)];
+    if args.proxy.enabled() {
+        sides[0].target = args.proxy.start_direct(scratch).await?;
+        println!("{}", args.proxy.describe());
+        let proxied = args.proxy.start(scratch).await?;
+        sides.push(Side::new(
+            proxied,
+            &format!("{name} via nginx + PgBouncer"),
+            &at,
+        ));
+    }
+    // Warm-up: fills the entitlement caches, the pools and the catalogue, on every side.
+    for side in &sides {
+        load::run(&side.target, prepare(args.users * 4), args.connections).await?;
+    }
+    let mut floor = Table::new("GET /health/live");
     let mut paced_floor = Table::new(&format!("GET /health/live{at}"));
-    let mut paced = Table::new(&format!("{name}{at}"));
     for run in 1..=args.runs {
         println!("run {run}:");
         let health = (0..args.requests)
             .map(|_| Request::get("/health/live"))
             .collect();
-        floor.add(&load::run(&scratch.base_url, health, args.connections).await?)?;
-        measured
-            .add(&load::run(&scratch.base_url, prepare(args.requests), args.connections).await?)?;
+        floor.add(&load::run(&direct, health, args.connections).await?)?;
         if let Some(rate) = rate {
             let health = (0..args.requests)
                 .map(|_| Request::get("/health/live"))
                 .collect();
-            let report =
-                load::run_at_rate(&scratch.base_url, health, args.connections, rate).await?;
-            paced_floor.add(&report)?;
-            let requests = prepare(args.requests);
-            let report =
-                load::run_at_rate(&scratch.base_url, requests, args.connections, rate).await?;
-            paced.add(&report)?;
+            paced_floor.add(&load::run_at_rate(&direct, health, args.connections, rate).await?)?;
+        }
+        // The sides take turns going first, so a drift of the machine's load favours neither.
+        let count = sides.len();
+        for turn in 0..count {
+            sides[(turn + run) % count]
+                .measure(args, prepare.as_ref(), rate)
+                .await?;
         }
     }
     if let Route::Reports = args.route {
-        let runs = args.runs * if rate.is_some() { 2 } else { 1 };
-        reports::verify(scratch, args.users * 4 + runs * args.requests).await?;
+        let per_run = args.requests * if rate.is_some() { 2 } else { 1 };
+        let sent = sides.len() * (args.users * 4 + args.runs * per_run);
+        reports::verify(scratch, sent).await?;
     }
     println!();
     println!(
@@ -172,14 +234,33 @@ async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|");
     floor.row(args.connections);
-    measured.row(args.connections);
+    for side in &sides {
+        side.measured.row(args.connections);
+    }
     if rate.is_some() {
         paced_floor.row(args.connections);
-        paced.row(args.connections);
+        for side in &sides {
+            side.paced.row(args.connections);
+        }
     }
     println!(
         "| {name} / health floor | {:.0}% | | |",
-        100.0 * measured.rate() / floor.rate()
+        100.0 * sides[0].measured.rate() / floor.rate()
     );
+    if let [direct, proxied] = &sides[..] {
+        println!(
+            "| via nginx + PgBouncer / direct | {:.0}% | {:.2}× | {:.2}× |",
+            100.0 * proxied.measured.rate() / direct.measured.rate(),
+            proxied.measured.p50() / direct.measured.p50(),
+            proxied.measured.p99() / direct.measured.p99(),
+        );
+        if rate.is_some() {
+            println!(
+                "| via nginx + PgBouncer / direct{at} | | {:.2}× | {:.2}× |",
+                proxied.paced.p50() / direct.paced.p50(),
+                proxied.paced.p99() / direct.paced.p99(),
+            );
+        }
+    }
     Ok(())
 }

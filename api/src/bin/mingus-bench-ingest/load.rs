@@ -1,12 +1,12 @@
 //! The load: signed, distinct `customer.subscription.updated` events, prepared before the clock starts,
 //! sent by `mingus_api::bench::load`; afterwards every event must be stored with its outbox row.
 
-use mingus_api::bench::{Report, Request, Scratch, load};
+use mingus_api::bench::{Report, Request, Scratch, Target, load};
 use mingus_api::webhooks::signature::sign;
 
 use crate::setup::SECRET;
 
-fn body(run: usize, n: usize, created: i64) -> Vec<u8> {
+fn body(run: &str, n: usize, created: i64) -> Vec<u8> {
     format!(
         r#"{{"id":"evt_bench_{run}_{n}","object":"event","type":"customer.subscription.updated","api_version":"2025-03-31.basil","created":{created},"livemode":false,"pending_webhooks":1,"request":{{"id":null,"idempotency_key":null}},"data":{{"object":{{"id":"sub_bench_{n}","object":"subscription","customer":"cus_bench_{n}","status":"active","cancel_at_period_end":false,"items":{{"object":"list","data":[{{"id":"si_bench_{n}","object":"subscription_item","current_period_start":{created},"current_period_end":{},"price":{{"id":"price_bench","object":"price","lookup_key":"professional_monthly","currency":"usd","unit_amount":2900,"recurring":{{"interval":"month","interval_count":1}}}}}}]}}}}}}}}"#,
         created + 30 * 24 * 3600
@@ -14,7 +14,7 @@ fn body(run: usize, n: usize, created: i64) -> Vec<u8> {
     .into_bytes()
 }
 
-fn prepare(run: usize, events: usize) -> Vec<Request> {
+fn prepare(run: &str, events: usize) -> Vec<Request> {
     let now = chrono::Utc::now().timestamp();
     (0..events)
         .map(|n| {
@@ -29,13 +29,15 @@ fn prepare(run: usize, events: usize) -> Vec<Request> {
         .collect()
 }
 
+/// Sends `events` new events (ids `evt_bench_{run}_…`: `run` names the run and the side) to `target`.
 pub async fn run(
     scratch: &Scratch,
+    target: &Target,
     events: usize,
     connections: usize,
-    run: usize,
+    run: &str,
 ) -> anyhow::Result<Report> {
-    let report = load::run(&scratch.base_url, prepare(run, events), connections).await?;
+    let report = load::run(target, prepare(run, events), connections).await?;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE id LIKE $1")
         .bind(format!("evt_bench_{run}_%"))
         .fetch_one(&scratch.pool)

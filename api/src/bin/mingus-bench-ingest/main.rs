@@ -1,6 +1,7 @@
 //! `mingus-bench-ingest`: signed Stripe webhooks per second and latency at 64 concurrent connections
 //! (verify + store + enqueue), beside the single-row insert TPS `pgbench` reaches on the same database in
-//! the same run. Release mode: `cargo run --release -p mingus-api --bin mingus-bench-ingest`.
+//! the same run; with `--via-nginx …` (`deploy/production/ci/bench-proxied.sh`) also through nginx and
+//! PgBouncer in every run, and the ratio printed. Release mode: `cargo run --release -p mingus-api --bin mingus-bench-ingest`.
 
 mod load;
 mod setup;
@@ -8,7 +9,7 @@ mod setup;
 use std::time::Duration;
 
 use clap::Parser;
-use mingus_api::bench::median;
+use mingus_api::bench::{ProxyArgs, Report, Scratch, Target, median};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks POST /webhooks/stripe against pgbench", version)]
@@ -25,41 +26,119 @@ struct Args {
     /// Seconds per pgbench run.
     #[arg(long, default_value_t = 10)]
     pgbench_seconds: u64,
+    #[command(flatten)]
+    proxy: ProxyArgs,
+}
+
+/// One side's per-run figures.
+#[derive(Default)]
+struct Figures {
+    rates: Vec<f64>,
+    p50s: Vec<f64>,
+    p99s: Vec<f64>,
+}
+
+impl Figures {
+    fn add(&mut self, report: &Report) {
+        self.rates.push(report.rate);
+        self.p50s.push(report.p50_ms);
+        self.p99s.push(report.p99_ms);
+    }
+
+    fn rate(&self) -> f64 {
+        median(self.rates.clone())
+    }
+
+    fn latency(&self) -> String {
+        format!(
+            "{:.2} ms / {:.2} ms",
+            median(self.p50s.clone()),
+            median(self.p99s.clone())
+        )
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let scratch = setup::create().await?;
-    let mut pgbench = Vec::new();
-    let mut rates = Vec::new();
-    let mut p50s = Vec::new();
-    let mut p99s = Vec::new();
-    let result: anyhow::Result<()> = async {
-        for run in 1..=args.runs {
-            let tps = setup::pgbench(&scratch, args.connections, Duration::from_secs(args.pgbench_seconds))?;
-            let report = load::run(&scratch, args.events, args.connections, run).await?;
-            println!(
-                "run {run}: pgbench {tps:>8.0} tps | ingest {:>8.0} events/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} events, {} errors)",
-                report.rate, report.p50_ms, report.p99_ms, report.requests, report.errors
-            );
-            anyhow::ensure!(report.errors == 0, "{} requests failed", report.errors);
-            pgbench.push(tps);
-            rates.push(report.rate);
-            p50s.push(report.p50_ms);
-            p99s.push(report.p99_ms);
-        }
-        let (tps, rate) = (median(pgbench.clone()), median(rates.clone()));
-        println!();
-        println!("| metric (median of {} runs) | value |", args.runs);
-        println!("|---|---|");
-        println!("| pgbench single-row INSERT, {} clients | {tps:.0} tps |", args.connections);
-        println!("| webhook ingest (verify + store + enqueue), {} connections | {rate:.0} events/s |", args.connections);
-        println!("| ingest / pgbench | {:.0}% |", 100.0 * rate / tps);
-        println!("| ingest latency p50 / p99 | {:.2} ms / {:.2} ms |", median(p50s.clone()), median(p99s.clone()));
-        Ok(())
-    }
-    .await;
+    let scratch = setup::create(&args.proxy).await?;
+    let result = run(&args, &scratch).await;
     scratch.destroy().await;
     result
+}
+
+async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
+    let mut sides = vec![("", Target::http(&scratch.base_url)?, Figures::default())];
+    if args.proxy.enabled() {
+        sides[0].1 = args.proxy.start_direct(scratch).await?;
+        println!("{}", args.proxy.describe());
+        let target = args.proxy.start(scratch).await?;
+        sides.push(("via nginx + PgBouncer ", target, Figures::default()));
+    }
+    let mut pgbench = Vec::new();
+    for run in 1..=args.runs {
+        let tps = setup::pgbench(
+            scratch,
+            args.connections,
+            Duration::from_secs(args.pgbench_seconds),
+        )?;
+        pgbench.push(tps);
+        print!("run {run}: pgbench {tps:>8.0} tps");
+        // The sides take turns going first, so a drift of the machine's load favours neither.
+        let count = sides.len();
+        for turn in 0..count {
+            let side = (turn + run) % count;
+            let (label, target, figures) = &mut sides[side];
+            let report = load::run(
+                scratch,
+                target,
+                args.events,
+                args.connections,
+                &format!("{run}_{side}"),
+            )
+            .await?;
+            print!(
+                " | ingest {label}{:>8.0} events/s  p50 {:>6.2} ms  p99 {:>6.2} ms ({} errors)",
+                report.rate, report.p50_ms, report.p99_ms, report.errors
+            );
+            anyhow::ensure!(
+                report.errors == 0,
+                "{} requests failed (first status {:?})",
+                report.errors,
+                report.first_error
+            );
+            figures.add(&report);
+        }
+        println!();
+    }
+    let tps = median(pgbench);
+    let rate = sides[0].2.rate();
+    println!();
+    println!("| metric (median of {} runs) | value |", args.runs);
+    println!("|---|---|");
+    println!(
+        "| pgbench single-row INSERT, {} clients | {tps:.0} tps |",
+        args.connections
+    );
+    for (label, _, figures) in &sides {
+        println!(
+            "| webhook ingest {label}(verify + store + enqueue), {} connections | {:.0} events/s |",
+            args.connections,
+            figures.rate()
+        );
+    }
+    println!("| ingest / pgbench | {:.0}% |", 100.0 * rate / tps);
+    for (label, _, figures) in &sides {
+        println!(
+            "| ingest latency {label}p50 / p99 | {} |",
+            figures.latency()
+        );
+    }
+    if let [_, (_, _, proxied)] = &sides[..] {
+        println!(
+            "| ingest via nginx + PgBouncer / direct | {:.0}% |",
+            100.0 * proxied.rate() / rate
+        );
+    }
+    Ok(())
 }

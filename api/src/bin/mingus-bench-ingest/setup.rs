@@ -4,13 +4,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
-use mingus_api::bench::{Scratch, with_sslmode_disable};
+use mingus_api::bench::{ProxyArgs, Scratch, with_sslmode_disable};
 
 pub const SECRET: &str = "whsec_bench_secret";
 
-/// The scratch API with a webhook secret, and pgbench's table beside it.
-pub async fn create() -> anyhow::Result<Scratch> {
-    let scratch = Scratch::create(&[("STRIPE_WEBHOOK_SECRETS", SECRET)]).await?;
+/// The scratch API with a webhook secret (and, for the comparison through the proxies, the pool of
+/// one instance), and pgbench's table beside it.
+pub async fn create(proxy: &ProxyArgs) -> anyhow::Result<Scratch> {
+    let pool = proxy.pool();
+    let mut settings = vec![("STRIPE_WEBHOOK_SECRETS", SECRET)];
+    if proxy.enabled() {
+        settings.push(("DATABASE_MAX_CONNECTIONS", pool.as_str()));
+    }
+    let scratch = Scratch::create(&settings).await?;
     sqlx::query("CREATE TABLE pgbench_insert (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())")
         .execute(&scratch.pool)
         .await?;
