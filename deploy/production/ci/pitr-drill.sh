@@ -73,7 +73,9 @@ as_postgres env "${pairs[@]}" "$PG_BIN/pg_ctl" -D "$data" -l "$tmp/postgres.log"
   { tail -20 "$tmp/postgres.log" >&2; ci_fail "the private cluster did not start"; }
 
 server="postgres://postgres@127.0.0.1:$port"
-q() { psql -X -v ON_ERROR_STOP=1 -Atc "$1" "$server/${2:-mingus}"; }
+# -q: no command status ("INSERT 0 1") after a RETURNING row. Nothing here pipes into `head`: a reader
+# that exits early kills the writer with SIGPIPE, and under pipefail that ended this script silently.
+q() { psql -X -q -v ON_ERROR_STOP=1 -Atc "$1" "$server/${2:-mingus}"; }
 for check in "shared_preload_libraries|pg_stat_statements" "log_min_duration_statement|100ms" \
   "archive_mode|on" "wal_level|replica" "idle_in_transaction_session_timeout|1min"; do
   got="$(q "SHOW ${check%%|*}" postgres)"
@@ -100,13 +102,13 @@ bill() {
   q "INSERT INTO billing_history (subscription_id, user_id, amount, status, payment_method)
      SELECT id, user_id, 29.00, 'paid', 'stripe' FROM subscriptions ORDER BY created_at LIMIT 1 RETURNING id"
 }
-row_a="$(bill | head -1)"
+row_a="$(bill)"
 ci_log "differential backup after row A"
 pgbr --type=diff backup
 sleep 1.1
 target="$(q "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")"
 sleep 1.1
-row_b="$(bill | head -1)"
+row_b="$(bill)"
 # check switches the WAL segment and waits until the repository has it: row B's commit is archived.
 pgbr check
 ci_log "rows: A $row_a before the target $target, B $row_b after it"
@@ -133,14 +135,14 @@ drill_must_fail() {
     ci_fail "the drill passed; it must fail with '$why'"
   fi
   grep -qF "restore-drill: FAILED: $why" <<<"$out" || { echo "$out" >&2; ci_fail "the drill did not fail with '$why'"; }
-  grep -o 'FAILED: .*' <<<"$out" | head -1
+  grep -m1 -o 'FAILED: .*' <<<"$out"
 }
 
 # Row C, written now but dated a second before the target: a live row the backups cannot hold, as if
 # they had lost it. The same drill must report it missing.
 row_c="$(q "INSERT INTO billing_history (subscription_id, user_id, amount, status, payment_method, created_at)
   SELECT id, user_id, 29.00, 'paid', 'stripe', '$target'::timestamptz - interval '1 second'
-  FROM subscriptions ORDER BY created_at LIMIT 1 RETURNING id" | head -1)"
+  FROM subscriptions ORDER BY created_at LIMIT 1 RETURNING id")"
 why="$(drill_must_fail "$tmp/scratch-2" "billing_history $row_c (before the target) is missing" \
   --target "$target" --live-url "$server/mingus" --settle 0)"
 ci_log "a drill against a live row the backups lack fails as it must ($why)"

@@ -84,7 +84,7 @@ done
 [ "$(psql_scratch 'SELECT pg_is_in_recovery()')" = f ] || fail "recovery did not finish within 300 s"
 grep -q "recovery stopping before commit\|recovery stopping after" "$scratch/postgres.log" ||
   fail "recovery did not stop at the target (it ran out of WAL first: see $scratch/postgres.log)"
-echo "restore-drill: recovered and promoted ($(grep -o 'recovery stopping [^,]*' "$scratch/postgres.log" | head -1))"
+echo "restore-drill: recovered and promoted ($(grep -m1 -o 'recovery stopping [^,]*' "$scratch/postgres.log"))"
 
 for table in users subscriptions billing_history feature_access stripe_events job_runs; do
   count=$(psql_scratch "SELECT count(*) FROM $table") || fail "table $table missing"
