@@ -5,7 +5,6 @@ pub mod admin_analytics;
 pub mod admin_doctor;
 pub mod admin_roles;
 pub mod admin_stripe;
-pub mod bench;
 mod client_ip;
 mod error;
 mod health;

@@ -1,7 +1,8 @@
+#![doc = include_str!("../README.md")]
+//!
 //! Support for the API benchmarks (`mingus-bench-ingest`, `mingus-bench-api`): a scratch database and
 //! Redis namespace with an in-process API ([`Scratch`]), a lean HTTP/1.1 load generator ([`load`]), and
 //! API instances behind the production proxies for the comparison with them ([`ProxyArgs`]).
-//! Only the benchmark binaries use this module.
 
 pub mod load;
 mod proxied;

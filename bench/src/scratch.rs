@@ -69,9 +69,9 @@ impl Scratch {
         let config = Arc::new(Config::from_vars(vars.clone())?);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
-        let state = crate::build_state(config.clone())?;
+        let state = mingus_api::build_state(config.clone())?;
         tokio::spawn(async move {
-            let _ = crate::serve(listener, state, std::future::pending()).await;
+            let _ = mingus_api::serve(listener, state, std::future::pending()).await;
         });
         Ok(Scratch {
             base_url,
@@ -104,9 +104,9 @@ impl Scratch {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        let state = crate::build_state(Arc::new(Config::from_vars(vars)?))?;
+        let state = mingus_api::build_state(Arc::new(Config::from_vars(vars)?))?;
         tokio::spawn(async move {
-            let _ = crate::serve(listener, state, std::future::pending()).await;
+            let _ = mingus_api::serve(listener, state, std::future::pending()).await;
         });
         Ok(())
     }

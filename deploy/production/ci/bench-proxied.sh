@@ -2,7 +2,7 @@
 # The cost of the production proxies, measured: feature checks and webhook ingest through nginx (the
 # committed site file: TLS, an upstream of two API instances) and PgBouncer (the committed
 # pgbouncer.ini, session mode), against the same API reached directly — both in the same run, the
-# sides taking turns (mingus-bench-api / mingus-bench-ingest with --via-nginx; api/src/bench/proxied.rs).
+# sides taking turns (mingus-bench-api / mingus-bench-ingest with --via-nginx; bench/src/proxied.rs).
 #
 #   deploy/production/ci/bench-proxied.sh            release build, 5 runs each; the README's figures
 #   deploy/production/ci/bench-proxied.sh --smoke    debug binaries, tiny counts (CI: the script, the
@@ -27,7 +27,7 @@ else
   runs="${BENCH_RUNS:-5}" rate="${BENCH_RATE:-5000}" requests="${BENCH_REQUESTS:-50000}"
   events="${BENCH_EVENTS:-20000}" users=200 pgbench_seconds=10 bins="$REPO_ROOT/target/release"
   ci_log "building the benchmarks (release)"
-  (cd "$REPO_ROOT" && cargo build --quiet --release -p mingus-api --bin mingus-bench-api --bin mingus-bench-ingest)
+  (cd "$REPO_ROOT" && cargo build --quiet --release -p mingus-bench --bin mingus-bench-api --bin mingus-bench-ingest)
 fi
 
 export DATABASE_URL="${DATABASE_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}}"

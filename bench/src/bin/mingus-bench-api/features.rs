@@ -1,7 +1,7 @@
 //! `GET /v1/features/{feature}`: users and features in rotation, so every request is a cache hit of a
 //! different (user, feature) pair than its neighbours.
 
-use mingus_api::bench::Request;
+use mingus_bench::Request;
 
 /// By default metered and unmetered features alternate, so checks with and without a usage read (one
 /// PostgreSQL query) are both measured.

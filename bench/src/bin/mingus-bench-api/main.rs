@@ -2,7 +2,7 @@
 //! `GET /health/live` (the HTTP floor: no authentication, no database, no Redis) measured the same way
 //! in the same run, closed-loop (saturation), then open-loop at `--rate` (10,000/s by default: the
 //! latency at the target rate). With `--via-nginx …` (`deploy/production/ci/bench-proxied.sh`), the
-//! route is also measured through nginx and PgBouncer in every run, and the ratios printed. Release mode: `cargo run --release -p mingus-api --bin mingus-bench-api -- features`
+//! route is also measured through nginx and PgBouncer in every run, and the ratios printed. Release mode: `cargo run --release -p mingus-bench --bin mingus-bench-api -- features`
 //! (or `-- reports`).
 
 mod features;
@@ -10,7 +10,7 @@ mod reports;
 mod users;
 
 use clap::{Parser, Subcommand};
-use mingus_api::bench::{ProxyArgs, Report, Request, Scratch, Target, load, median};
+use mingus_bench::{ProxyArgs, Report, Request, Scratch, Target, load, median};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks /v1 routes against GET /health/live", version)]

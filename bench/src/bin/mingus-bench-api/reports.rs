@@ -2,7 +2,7 @@
 //! row and outbox row in one transaction, job pushed to Redis. Every request is a new report (no
 //! `Idempotency-Key`), spread over the users and the standard kinds.
 
-use mingus_api::bench::{Request, Scratch};
+use mingus_bench::{Request, Scratch};
 
 const KINDS: [&str; 3] = ["financial", "health", "goals"];
 

@@ -1,6 +1,6 @@
 //! Benchmark users: Executive subscribers with their feature access, and a user token each.
 
-use mingus_api::bench::Scratch;
+use mingus_bench::Scratch;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -1,8 +1,8 @@
 //! The load: signed, distinct `customer.subscription.updated` events, prepared before the clock starts,
-//! sent by `mingus_api::bench::load`; afterwards every event must be stored with its outbox row.
+//! sent by `mingus_bench::load`; afterwards every event must be stored with its outbox row.
 
-use mingus_api::bench::{Report, Request, Scratch, Target, load};
 use mingus_api::webhooks::signature::sign;
+use mingus_bench::{Report, Request, Scratch, Target, load};
 
 use crate::setup::SECRET;
 

@@ -1,7 +1,7 @@
 //! `mingus-bench-ingest`: signed Stripe webhooks per second and latency at 64 concurrent connections
 //! (verify + store + enqueue), beside the single-row insert TPS `pgbench` reaches on the same database in
 //! the same run; with `--via-nginx …` (`deploy/production/ci/bench-proxied.sh`) also through nginx and
-//! PgBouncer in every run, and the ratio printed. Release mode: `cargo run --release -p mingus-api --bin mingus-bench-ingest`.
+//! PgBouncer in every run, and the ratio printed. Release mode: `cargo run --release -p mingus-bench --bin mingus-bench-ingest`.
 
 mod load;
 mod setup;
@@ -9,7 +9,7 @@ mod setup;
 use std::time::Duration;
 
 use clap::Parser;
-use mingus_api::bench::{ProxyArgs, Report, Scratch, Target, median};
+use mingus_bench::{ProxyArgs, Report, Scratch, Target, median};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks POST /webhooks/stripe against pgbench", version)]

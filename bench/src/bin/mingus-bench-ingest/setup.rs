@@ -1,10 +1,10 @@
-//! The benchmark's scratch database and API (see `mingus_api::bench::Scratch`), and pgbench.
+//! The benchmark's scratch database and API (see `mingus_bench::Scratch`), and pgbench.
 
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
-use mingus_api::bench::{ProxyArgs, Scratch, with_sslmode_disable};
+use mingus_bench::{ProxyArgs, Scratch, with_sslmode_disable};
 
 pub const SECRET: &str = "whsec_bench_secret";
 
