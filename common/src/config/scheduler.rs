@@ -1,7 +1,8 @@
 //! Scheduler settings: how often it looks for due ticks, and per-schedule overrides of the cron table.
 //!
 //! For a schedule named `retention` (see `crate::cron`'s table):
-//! - `MINGUS_SCHEDULE_RETENTION="0 15 0 * * *"` — the cron expression (6/7 fields, seconds first);
+//! - `MINGUS_SCHEDULE_RETENTION="0 15 0 * * *"` — the cron expression (5 fields as in crontab, or 6/7
+//!   with seconds first; day-of-week numbers as crontab's, 1 = Monday);
 //! - `MINGUS_SCHEDULE_RETENTION_TZ=Europe/Paris` — the IANA zone its wall-clock times are read in;
 //! - `MINGUS_SCHEDULE_RETENTION_ENABLED=false` — turn it off (or on).
 //!
@@ -164,11 +165,7 @@ mod tests {
     #[test]
     fn invalid_values_are_errors_naming_the_variable() {
         let cases = [
-            (
-                "MINGUS_SCHEDULE_RETENTION",
-                "0 3 * * *",
-                "expected 6 or 7 fields",
-            ),
+            ("MINGUS_SCHEDULE_RETENTION", "3 * * *", "expected 5 fields"),
             (
                 "MINGUS_SCHEDULE_RETENTION",
                 "0 61 3 * * *",

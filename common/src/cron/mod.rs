@@ -2,6 +2,7 @@
 //! firing across scheduler replicas, with catch-up after downtime, manual runs and status for operators.
 //! The `mingus-scheduler` binary drives [`fire_due`] once a second; its README documents the rules.
 
+mod day_of_week;
 mod expression;
 mod fire;
 mod table;

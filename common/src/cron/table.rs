@@ -19,7 +19,7 @@ use crate::jobs::{Envelope, Job, JobSpec, outbox};
 use crate::queue::Queue;
 
 /// The cron table of DESIGN §4, for the jobs that exist. One line per schedule: its name (also the
-/// `MINGUS_SCHEDULE_<NAME>` variables), the expression (`sec min hour day-of-month month day-of-week`),
+/// `MINGUS_SCHEDULE_<NAME>` variables), the expression (crontab's 5 fields or 6/7 with seconds first),
 /// the zone its wall-clock times are read in, and the job built for each tick.
 fn default_schedules() -> Result<Vec<Schedule>, super::CronExpressionError> {
     Ok(vec![
