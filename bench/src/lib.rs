@@ -4,10 +4,12 @@
 //! Redis namespace with an in-process API ([`Scratch`]), a lean HTTP/1.1 load generator ([`load`]), and
 //! API instances behind the production proxies for the comparison with them ([`ProxyArgs`]).
 
+mod figures;
 pub mod load;
 mod proxied;
 mod scratch;
 
+pub use figures::Figures;
 pub use load::{Report, Request, Target};
 pub use proxied::ProxyArgs;
 pub use scratch::Scratch;

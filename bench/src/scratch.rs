@@ -32,6 +32,15 @@ fn server_url() -> String {
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// An in-process API with `config` on `listener`, for the rest of the benchmark's life.
+fn serve(listener: tokio::net::TcpListener, config: Arc<Config>) -> anyhow::Result<()> {
+    let state = mingus_api::build_state(config)?;
+    tokio::spawn(async move {
+        let _ = mingus_api::serve(listener, state, std::future::pending()).await;
+    });
+    Ok(())
+}
+
 impl Scratch {
     /// Creates the database and starts the API with `settings` added to its configuration.
     pub async fn create(settings: &[(&str, &str)]) -> anyhow::Result<Self> {
@@ -69,10 +78,7 @@ impl Scratch {
         let config = Arc::new(Config::from_vars(vars.clone())?);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
-        let state = mingus_api::build_state(config.clone())?;
-        tokio::spawn(async move {
-            let _ = mingus_api::serve(listener, state, std::future::pending()).await;
-        });
+        serve(listener, config.clone())?;
         Ok(Scratch {
             base_url,
             database_url,
@@ -104,11 +110,7 @@ impl Scratch {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        let state = mingus_api::build_state(Arc::new(Config::from_vars(vars)?))?;
-        tokio::spawn(async move {
-            let _ = mingus_api::serve(listener, state, std::future::pending()).await;
-        });
-        Ok(())
+        serve(listener, Arc::new(Config::from_vars(vars)?))
     }
 
     /// Drops the database and the Redis keys under the prefix (`{prefix}:…` and `{prefix}_entitlements:…`).

@@ -12,7 +12,8 @@
 # Variables: BENCH_RUNS (5), BENCH_RATE (5000 feature checks/s, the issue's rate), BENCH_REQUESTS
 # (50000 per feature run), BENCH_EVENTS (20000 per ingest run), DATABASE_URL (the server the scratch
 # databases go on), REDIS_URL; for a breakdown, BENCH_ONLY=features|ingest runs one benchmark and
-# BENCH_WITHOUT_PGBOUNCER=1 has the proxied instances connect to PostgreSQL directly (nginx alone).
+# BENCH_WITHOUT_PGBOUNCER=1 has the proxied instances connect to PostgreSQL directly (nginx alone);
+# BENCH_NGINX_WORKERS (auto) and BENCH_POOL_PER_INSTANCE (10) vary nginx's workers and each instance's pool.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 started=$SECONDS

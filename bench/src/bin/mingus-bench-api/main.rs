@@ -1,16 +1,16 @@
 //! `mingus-bench-api`: the `/v1` API's throughput and latency at 64 concurrent connections, beside
 //! `GET /health/live` (the HTTP floor: no authentication, no database, no Redis) measured the same way
 //! in the same run, closed-loop (saturation), then open-loop at `--rate` (10,000/s by default: the
-//! latency at the target rate). With `--via-nginx …` (`deploy/production/ci/bench-proxied.sh`), the
-//! route is also measured through nginx and PgBouncer in every run, and the ratios printed. Release mode: `cargo run --release -p mingus-bench --bin mingus-bench-api -- features`
-//! (or `-- reports`).
+//! latency at the target rate). With `--via-nginx …` (`deploy/production/ci/bench-proxied.sh`),
+//! the route is also measured through nginx and PgBouncer in every run, and the ratios printed.
+//! Release mode: `cargo run --release -p mingus-bench --bin mingus-bench-api -- features` (or `-- reports`).
 
 mod features;
 mod reports;
 mod users;
 
 use clap::{Parser, Subcommand};
-use mingus_bench::{ProxyArgs, Report, Request, Scratch, Target, load, median};
+use mingus_bench::{Figures, ProxyArgs, Report, Request, Scratch, Target, load};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks /v1 routes against GET /health/live", version)]
@@ -63,18 +63,14 @@ type Prepare<'a> = dyn Fn(usize) -> Vec<Request> + 'a;
 /// One line per run and a summary table of medians.
 struct Table {
     name: String,
-    rates: Vec<f64>,
-    p50s: Vec<f64>,
-    p99s: Vec<f64>,
+    figures: Figures,
 }
 
 impl Table {
     fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            rates: Vec::new(),
-            p50s: Vec::new(),
-            p99s: Vec::new(),
+            figures: Figures::default(),
         }
     }
 
@@ -90,31 +86,17 @@ impl Table {
             report.errors,
             report.first_error
         );
-        self.rates.push(report.rate);
-        self.p50s.push(report.p50_ms);
-        self.p99s.push(report.p99_ms);
+        self.figures.add(report);
         Ok(())
-    }
-
-    fn rate(&self) -> f64 {
-        median(self.rates.clone())
-    }
-
-    fn p50(&self) -> f64 {
-        median(self.p50s.clone())
-    }
-
-    fn p99(&self) -> f64 {
-        median(self.p99s.clone())
     }
 
     fn row(&self, connections: usize) {
         println!(
             "| {}, {connections} connections | {:.0} req/s | {:.2} ms | {:.2} ms |",
             self.name,
-            self.rate(),
-            self.p50(),
-            self.p99()
+            self.figures.rate(),
+            self.figures.p50(),
+            self.figures.p99()
         );
     }
 }
@@ -245,20 +227,20 @@ async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
     }
     println!(
         "| {name} / health floor | {:.0}% | | |",
-        100.0 * sides[0].measured.rate() / floor.rate()
+        100.0 * sides[0].measured.figures.rate() / floor.figures.rate()
     );
     if let [direct, proxied] = &sides[..] {
         println!(
             "| via nginx + PgBouncer / direct | {:.0}% | {:.2}× | {:.2}× |",
-            100.0 * proxied.measured.rate() / direct.measured.rate(),
-            proxied.measured.p50() / direct.measured.p50(),
-            proxied.measured.p99() / direct.measured.p99(),
+            100.0 * proxied.measured.figures.rate() / direct.measured.figures.rate(),
+            proxied.measured.figures.p50() / direct.measured.figures.p50(),
+            proxied.measured.figures.p99() / direct.measured.figures.p99(),
         );
         if rate.is_some() {
             println!(
                 "| via nginx + PgBouncer / direct{at} | | {:.2}× | {:.2}× |",
-                proxied.paced.p50() / direct.paced.p50(),
-                proxied.paced.p99() / direct.paced.p99(),
+                proxied.paced.figures.p50() / direct.paced.figures.p50(),
+                proxied.paced.figures.p99() / direct.paced.figures.p99(),
             );
         }
     }

@@ -9,7 +9,7 @@ mod setup;
 use std::time::Duration;
 
 use clap::Parser;
-use mingus_bench::{ProxyArgs, Report, Scratch, Target, median};
+use mingus_bench::{Figures, ProxyArgs, Scratch, Target, median};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks POST /webhooks/stripe against pgbench", version)]
@@ -28,34 +28,6 @@ struct Args {
     pgbench_seconds: u64,
     #[command(flatten)]
     proxy: ProxyArgs,
-}
-
-/// One side's per-run figures.
-#[derive(Default)]
-struct Figures {
-    rates: Vec<f64>,
-    p50s: Vec<f64>,
-    p99s: Vec<f64>,
-}
-
-impl Figures {
-    fn add(&mut self, report: &Report) {
-        self.rates.push(report.rate);
-        self.p50s.push(report.p50_ms);
-        self.p99s.push(report.p99_ms);
-    }
-
-    fn rate(&self) -> f64 {
-        median(self.rates.clone())
-    }
-
-    fn latency(&self) -> String {
-        format!(
-            "{:.2} ms / {:.2} ms",
-            median(self.p50s.clone()),
-            median(self.p99s.clone())
-        )
-    }
 }
 
 #[tokio::main]
@@ -130,8 +102,9 @@ async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
     println!("| ingest / pgbench | {:.0}% |", 100.0 * rate / tps);
     for (label, _, figures) in &sides {
         println!(
-            "| ingest latency {label}p50 / p99 | {} |",
-            figures.latency()
+            "| ingest latency {label}p50 / p99 | {:.2} ms / {:.2} ms |",
+            figures.p50(),
+            figures.p99()
         );
     }
     if let [_, (_, _, proxied)] = &sides[..] {
