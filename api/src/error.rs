@@ -1,7 +1,10 @@
 //! The one error type of the HTTP edge: typed 4xx with a stable code, opaque 500s whose cause is logged.
+//! An internal error caused by an unreachable database or Redis (connection refused or cut, pool
+//! timeout, the server shutting down) is a 503 with `Retry-After` wherever it was raised: the client
+//! did nothing wrong and may retry, and a handler cannot forget to say so.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -33,12 +36,62 @@ impl ApiError {
     }
 }
 
+/// What a 503 tells the client to wait before retrying.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+/// Whether `err` means PostgreSQL could not be reached or used right now, rather than a bug or a bad
+/// statement: no connection in time, a connection lost mid-query, or the server refusing work while it
+/// shuts down or starts (SQLSTATE class 08, 57P01–57P03, 53300 too many connections).
+pub fn database_unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether Redis could not be reached in time.
+pub fn redis_unreachable(err: &redis::RedisError) -> bool {
+    err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal()
+}
+
+/// Whether any cause in `err`'s chain is an unreachable database or Redis.
+fn dependency_unreachable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(database_unreachable)
+            || cause
+                .downcast_ref::<redis::RedisError>()
+                .is_some_and(redis_unreachable)
+    })
+}
+
 fn body(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(json!({ "error": { "code": code, "message": message } })),
     )
         .into_response()
+}
+
+fn unavailable(reason: &str) -> Response {
+    tracing::warn!(%reason, "dependency unavailable");
+    let mut response = body(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "a dependency is unavailable, retry later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    response
 }
 
 impl IntoResponse for ApiError {
@@ -49,14 +102,8 @@ impl IntoResponse for ApiError {
                 code,
                 message,
             } => body(status, code, &message),
-            Self::Unavailable(reason) => {
-                tracing::warn!(%reason, "dependency unavailable");
-                body(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "a dependency is unavailable, retry later",
-                )
-            }
+            Self::Unavailable(reason) => unavailable(&reason),
+            Self::Internal(err) if dependency_unreachable(&err) => unavailable(&format!("{err:#}")),
             Self::Internal(err) => {
                 // The cause chain goes to the log, never to the client.
                 tracing::error!(error = format!("{err:#}"), "internal error");

@@ -82,7 +82,9 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
                 .layer(axum::middleware::from_fn_with_state(
                     state.config.http_request_timeout,
                     deadline,
-                )),
+                ))
+                // NUL and broken UTF-8 in any text a client sends: 400 before any handler runs.
+                .layer(axum::middleware::from_fn(crate::text_input::check)),
         )
         // Outermost, so timeouts are counted too; per route, so it sees the matched route template.
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 mod state;
+mod text_input;
 mod unsubscribe;
 pub mod v1;
 pub mod webhooks;
@@ -34,7 +35,12 @@ pub use state::AppState;
 /// Builds the shared state. Connections are lazy: the API starts (and reports unhealthy) while a
 /// dependency is down, and recovers by itself when it comes back.
 pub fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
-    let db = db::lazy_pool(&config.database).context("invalid DATABASE_URL")?;
+    // Requests wait for a connection only briefly (DATABASE_API_ACQUIRE_TIMEOUT_MS), then answer 503.
+    let database = mingus_common::config::DatabaseConfig {
+        acquire_timeout: config.database.api_acquire_timeout,
+        ..config.database.clone()
+    };
+    let db = db::lazy_pool(&database).context("invalid DATABASE_URL")?;
     let redis = cache::lazy_manager(&config.redis).context("invalid REDIS_URL")?;
     let enqueuer =
         mingus_common::jobs::Enqueuer::new(redis.clone(), config.redis.key_prefix.clone());

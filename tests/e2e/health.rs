@@ -159,3 +159,37 @@ async fn unknown_routes_get_a_json_404() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
+
+/// A request that needs the database while it is down or silent answers 503 with `Retry-After`
+/// after the API's short checkout wait (DATABASE_API_ACQUIRE_TIMEOUT_MS), never a 500 and never the
+/// workers' 30 s.
+#[tokio::test]
+async fn v1_requests_with_the_database_down_answer_503_with_retry_after_quickly() {
+    let closed = closed_port().await;
+    let (silent, _task) = silent_port().await;
+    for port in [closed, silent] {
+        let url = format!("postgres://postgres@127.0.0.1:{port}/nothing");
+        let app = TestApp::spawn_with(&[
+            ("DATABASE_URL", &url),
+            ("DATABASE_API_ACQUIRE_TIMEOUT_MS", "1000"),
+        ])
+        .await;
+        let token = mingus_tests::frontend::user_token(&app, uuid::Uuid::new_v4());
+        for path in ["/v1/reports", "/v1/features", "/v1/api-keys"] {
+            let started = Instant::now();
+            let response = app
+                .client
+                .get(app.url(path))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            let took = started.elapsed();
+            assert_eq!(response.status(), 503, "{path} (port {port})");
+            assert_eq!(response.headers()["retry-after"], "2", "{path}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "unavailable", "{path}");
+            assert!(took < Duration::from_secs(4), "{path} took {took:?}");
+        }
+    }
+}

@@ -26,6 +26,7 @@ mod rls;
 mod scheduler;
 mod stripe_cli;
 mod stripe_processing;
+mod text_input;
 mod v1;
 mod webhooks;
 mod worker_metrics;

@@ -157,6 +157,10 @@ async fn bad_signatures_are_refused_with_400_and_store_nothing() {
             "stale_timestamp",
         ),
         (
+            Some(signature_header(SECRET, now + 86_400, &body)),
+            "future_timestamp",
+        ),
+        (
             Some(signature_header(SECRET, now, b"{\"id\":\"evt_other\"}")),
             "invalid_signature",
         ),
@@ -228,6 +232,35 @@ async fn unparseable_bodies_and_other_mode_events_are_stored_but_not_processed()
         0,
         "neither is processed"
     );
+}
+
+/// Ids that cannot be stored as they are — with NUL (PostgreSQL refuses it; this once answered 503 for
+/// ever, so Stripe retried for three days), or too long for the column (a cut merged two events that
+/// share a prefix) — are kept whole as `unparseable` records under the digest of their bytes.
+#[tokio::test]
+async fn event_ids_that_cannot_be_stored_as_sent_are_kept_apart_as_unparseable() {
+    let app = TestApp::spawn().await;
+    let prefix = format!("evt_{}", "x".repeat(300));
+    let bodies = [
+        event("evt_with\u{0}nul", "invoice.paid", false),
+        event(&format!("{prefix}1"), "invoice.paid", false),
+        event(&format!("{prefix}2"), "invoice.paid", false),
+    ];
+    for body in &bodies {
+        let (status, reply) = signed(&app, body).await;
+        assert_eq!((status, reply["status"].as_str()), (200, Some("unparseable")), "{reply}");
+        assert_eq!(reply["duplicate"], false, "{reply}");
+        // A redelivery is the same record, not a new one.
+        let (status, again) = signed(&app, body).await;
+        assert_eq!((status, again["duplicate"].as_bool()), (200, Some(true)));
+        assert_eq!(again["id"], reply["id"]);
+    }
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM stripe_events WHERE status = 'unparseable'").await,
+        3,
+        "three records, none merged"
+    );
+    assert_eq!(count(&app.db.pool, "SELECT count(*) FROM job_outbox").await, 0);
 }
 
 #[tokio::test]

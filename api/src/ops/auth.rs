@@ -1,15 +1,16 @@
 //! Operator authentication: `Authorization: Bearer <MINGUS_ADMIN_TOKEN>` for API clients, or a session
 //! cookie for the dashboard. The cookie never holds the token: it holds an issue time and an HMAC of it
 //! keyed by the token, so it expires after [`SESSION_TTL`] and stops working when the token is rotated.
-//! Every comparison is constant-time.
+//! Every comparison is constant-time and exact (a token with a trailing space is another token).
+//! Failed attempts are counted per client address ([`super::guesses`]): past the allowance, 429.
 //!
 //! Cookie-authenticated requests that change something must also carry the `x-mingus-ops` header, which a
 //! cross-site form cannot send (on top of `SameSite=Strict`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::Form;
 use axum::extract::{Request, State};
+use axum::{Extension, Form};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::dashboard;
+use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -103,7 +105,7 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn credential(headers: &HeaderMap, token: &str) -> Option<Credential> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        let presented = auth.to_str().ok()?.strip_prefix("Bearer ")?.trim();
+        let presented = auth.to_str().ok()?.strip_prefix("Bearer ")?;
         return token_matches(presented, token).then_some(Credential::Bearer);
     }
     let value = cookie_value(headers, COOKIE)?;
@@ -130,6 +132,12 @@ pub async fn require(State(state): State<AppState>, request: Request, next: Next
             disabled().into_response()
         };
     };
+    let client = request.extensions().get::<ClientIp>().map(|ip| ip.0);
+    let now = Instant::now();
+    let attempted = request.headers().contains_key(header::AUTHORIZATION);
+    if attempted && let Some(wait) = state.ops.guesses.locked_out(client, now) {
+        return too_many_guesses(wait);
+    }
     match credential(request.headers(), token.expose_secret()) {
         Some(Credential::Bearer) => next.run(request).await,
         Some(Credential::Cookie) => {
@@ -145,9 +153,32 @@ pub async fn require(State(state): State<AppState>, request: Request, next: Next
                 .into_response()
             }
         }
-        None if page => dashboard::login_page(StatusCode::UNAUTHORIZED, None),
-        None => unauthorized().into_response(),
+        None => {
+            if attempted {
+                state.ops.guesses.failed(client, now);
+            }
+            if page {
+                dashboard::login_page(StatusCode::UNAUTHORIZED, None)
+            } else {
+                unauthorized().into_response()
+            }
+        }
     }
+}
+
+/// 429 for an address that has used up its failed attempts.
+fn too_many_guesses(wait: Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = ApiError::client(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!("too many failed admin-token attempts from this address; retry in {seconds} s"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 #[derive(Deserialize)]
@@ -170,13 +201,20 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Re
 /// `POST /ops/login` (form field `token`): sets the session cookie and goes to the dashboard.
 pub async fn login(
     State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Some(token) = state.config.admin_token.as_ref() else {
         return dashboard::disabled_page();
     };
+    let client = client.map(|Extension(ip)| ip.0);
+    let now = Instant::now();
+    if let Some(wait) = state.ops.guesses.locked_out(client, now) {
+        return too_many_guesses(wait);
+    }
     let presented = form.map(|Form(f)| f.token).unwrap_or_default();
-    if presented.is_empty() || !token_matches(presented.trim(), token.expose_secret()) {
+    if presented.is_empty() || !token_matches(&presented, token.expose_secret()) {
+        state.ops.guesses.failed(client, now);
         tokio::time::sleep(FAILED_LOGIN_DELAY).await;
         return dashboard::login_page(StatusCode::UNAUTHORIZED, Some("That token is not valid."));
     }
@@ -226,6 +264,17 @@ mod tests {
         ));
         assert!(!session_valid("v1.x.y", "token-a"));
         assert!(!session_valid("", "token-a"));
+    }
+
+    #[test]
+    fn a_bearer_token_with_whitespace_around_it_is_another_token() {
+        let mut headers = HeaderMap::new();
+        for presented in ["Bearer tok ", "Bearer  tok", "Bearer tok\t"] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(presented));
+            assert!(credential(&headers, "tok").is_none(), "{presented:?}");
+        }
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tok"));
+        assert!(credential(&headers, "tok").is_some());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod auth;
 mod dashboard;
 mod db;
 mod dead;
+pub mod guesses;
 mod jobs;
 pub(crate) mod queues;
 mod schedules;
@@ -35,6 +36,8 @@ use crate::state::AppState;
 #[derive(Clone, Default)]
 pub struct OpsState {
     minutes: Arc<Mutex<Option<CachedMinutes>>>,
+    /// Failed admin-token attempts per client address.
+    pub guesses: guesses::Guesses,
 }
 
 /// When the ledger aggregates were read, and what they were.

@@ -83,11 +83,11 @@ fn validate(body: CreateKey, now: DateTime<Utc>) -> Result<NewKeyRequest, ApiErr
     let name = body.name.trim().to_owned();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
+        || name.chars().any(super::display_text::refused)
     {
         return Err(invalid(
             "invalid_name",
-            format!("name must be 1–{MAX_NAME_CHARS} characters without control characters"),
+            format!("name must be 1–{MAX_NAME_CHARS} characters without control or bidirectional-control characters"),
         ));
     }
     let scopes = match body.scopes {
@@ -271,6 +271,7 @@ mod tests {
             (json!({"name": " "}), "invalid_name"),
             (json!({"name": "x".repeat(101)}), "invalid_name"),
             (json!({"name": "a\nb"}), "invalid_name"),
+            (json!({"name": "key\u{202E}exe.txt"}), "invalid_name"),
             (json!({"name": "k", "scopes": []}), "invalid_scopes"),
             (json!({"name": "k", "scopes": ["admin"]}), "invalid_scopes"),
             (

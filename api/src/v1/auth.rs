@@ -6,8 +6,10 @@
 //! [`Principal::require`] with the scope they need.
 //!
 //! Refusals: 401 with `WWW-Authenticate: Bearer …` and a code per cause (`credentials_missing`,
-//! `authorization_invalid`, `token_*`, `api_key_invalid|revoked|expired`); 403 `api_access_required` when
-//! a key's owner lost the Executive plan; 403 `insufficient_scope`; 429 `rate_limited` with `Retry-After`.
+//! `authorization_invalid`, `token_*`, `api_key_invalid|revoked|expired`); 403 `token_role_not_user` for
+//! a token whose `role` is not in `MINGUS_JWT_USER_ROLES` (`anon`, `service_role`); 403
+//! `user_not_provisioned` when the token's user has no `users` row ([`super::provisioned`]); 403
+//! `api_access_required` when a key's owner lost the Executive plan; 403 `insufficient_scope`; 429 `rate_limited` with `Retry-After`.
 //! `Mingus-Account: <owner id>` makes the call act for a team owner ([`super::membership`]: 400/403 when
 //! the header is malformed, the caller is not an active member, or the owner's plan lapsed).
 
@@ -16,6 +18,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -222,7 +226,29 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             _ => None,
         }
     };
-    let (decision, prefetched) = tokio::join!(state.v1.limiter.admit(&buckets), prefetch);
+    // A user token's user must have a `users` row (an API key's owner has one: the key references it).
+    let provisioned = async {
+        match principal.via {
+            Via::Jwt { .. } => {
+                let exists = state.v1.provisioned.exists(principal.user_id, Instant::now());
+                exists.await.map_err(super::db_error)
+            }
+            Via::ApiKey { .. } => Ok(true),
+        }
+    };
+    let (decision, prefetched, provisioned) =
+        tokio::join!(state.v1.limiter.admit(&buckets), prefetch, provisioned);
+    match provisioned {
+        Ok(true) => {}
+        Ok(false) => {
+            return Refusal::forbidden(
+                "user_not_provisioned",
+                "the token's user has no account here yet (or it was deleted); finish sign-up first",
+            )
+            .into_response();
+        }
+        Err(err) => return err.into_response(),
+    }
     if let Some(decision) = decision.filter(|d| !d.admitted) {
         let mut response = ApiError::client(
             StatusCode::TOO_MANY_REQUESTS,
@@ -323,6 +349,18 @@ fn user_token(state: &AppState, token: &str, now: DateTime<Utc>) -> Result<Princ
         now.timestamp(),
     )
     .map_err(|err| Refusal::unauthorized(err.code(), err.message()))?;
+    // Supabase signs `anon` (the public key) and `service_role` (a backend's key) tokens with the same
+    // secret and a `sub` of their choosing: neither is a signed-in user.
+    if !state.config.frontend.jwt_user_roles.contains(&claims.role) {
+        return Err(Refusal::forbidden(
+            "token_role_not_user",
+            format!(
+                "a token with role {:?} cannot act as a user; sign in as a user",
+                claims.role
+            ),
+        )
+        .into());
+    }
     Ok(Principal {
         user_id: claims.user_id,
         via: Via::Jwt { role: claims.role },

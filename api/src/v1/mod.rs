@@ -7,12 +7,14 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod display_text;
 pub mod extract;
 pub mod features;
 pub mod jwt;
 pub mod keys;
 pub mod last_used;
 pub mod membership;
+pub mod provisioned;
 pub mod rate_limit;
 pub mod reports;
 pub mod scopes;
@@ -48,13 +50,15 @@ pub struct V1State {
     pub limiter: rate_limit::RateLimiter,
     pub last_used: last_used::LastUsed,
     pub features: features::Catalogue,
+    pub provisioned: provisioned::ProvisionedUsers,
 }
 
 impl V1State {
     pub fn new(db: PgPool, redis: ConnectionManager) -> Self {
         Self {
             limiter: rate_limit::RateLimiter::new(redis),
-            last_used: last_used::LastUsed::new(db),
+            last_used: last_used::LastUsed::new(db.clone()),
+            provisioned: provisioned::ProvisionedUsers::new(db),
             features: features::Catalogue::default(),
         }
     }
@@ -143,34 +147,17 @@ impl Routes {
 
 /// A database error: 503 when the database is unreachable or saturated, else an opaque 500.
 pub(crate) fn db_error(err: sqlx::Error) -> ApiError {
-    match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            ApiError::Unavailable(format!("database: {err}"))
-        }
-        other => ApiError::Internal(other.into()),
+    if crate::error::database_unreachable(&err) {
+        ApiError::Unavailable(format!("database: {err}"))
+    } else {
+        ApiError::Internal(err.into())
     }
 }
 
-/// An error of a shared service (entitlements): 503 when its database or Redis is unreachable.
+/// An error of a shared service (entitlements): 503 when its database or Redis is unreachable (the
+/// classification is [`ApiError`]'s own).
 pub(crate) fn dependency_error(err: anyhow::Error) -> ApiError {
-    let unreachable = err.chain().any(|cause| {
-        cause.downcast_ref::<sqlx::Error>().is_some_and(|e| {
-            matches!(
-                e,
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
-        }) || cause.downcast_ref::<redis::RedisError>().is_some_and(|e| {
-            e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-        })
-    });
-    if unreachable {
-        ApiError::Unavailable(format!("{err:#}"))
-    } else {
-        ApiError::Internal(err)
-    }
+    ApiError::Internal(err)
 }
 
 /// The entitlement's answer as extra fields of an error object (`reason`, `tier`, …).

@@ -92,55 +92,38 @@ pub async fn receive(
     })))
 }
 
-/// Reads what we index from a verified body; anything that is not an event object is `unparseable`.
+/// Reads what we index from a verified body. Anything that is not an event object, or whose fields we
+/// index do not fit their columns (an id with NUL, which PostgreSQL cannot store, or longer than 255
+/// characters, which a cut would merge with another event sharing its prefix), is stored whole as
+/// `unparseable` under the digest of its bytes: a record for operators, answered once with 200 so
+/// Stripe stops retrying, and never mistaken for — or deduplicated against — another event.
 fn classify(body: &[u8], mode: StripeMode) -> EventRow {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let Some(owned) = parsed.filter(is_event) else {
-        let digest = hex::encode(Sha256::digest(body));
-        return EventRow {
-            id: format!("unparseable:{digest}"),
-            kind: String::new(),
-            api_version: None,
-            livemode: false,
-            created: None,
-            object_id: None,
-            object_type: None,
-            payload: None,
-            // TEXT cannot hold NUL: keep everything else, lossily decoded.
-            raw_body: Some(String::from_utf8_lossy(body).replace('\0', "\u{fffd}")),
-            status: "unparseable",
-            envelope: None,
-        };
+        return unparseable(body);
     };
     let event = &owned;
+    let (Some(id), Some(kind), Some(api_version), Some(object_id), Some(object_type)) = (
+        indexed(&event["id"], 255).flatten(),
+        indexed(&event["type"], 100),
+        indexed(&event["api_version"], 50),
+        indexed(&event["data"]["object"]["id"], 255),
+        indexed(&event["data"]["object"]["object"], 100),
+    ) else {
+        return unparseable(body);
+    };
     let livemode = event["livemode"].as_bool().unwrap_or(false);
     let expected = mode == StripeMode::Live;
     EventRow {
-        id: event["id"]
-            .as_str()
-            .unwrap_or_default()
-            .chars()
-            .take(255)
-            .collect(),
-        kind: event["type"]
-            .as_str()
-            .unwrap_or_default()
-            .chars()
-            .take(100)
-            .collect(),
-        api_version: event["api_version"]
-            .as_str()
-            .map(|s| s.chars().take(50).collect()),
+        id,
+        kind: kind.unwrap_or_default(),
+        api_version,
         livemode,
         created: event["created"]
             .as_i64()
             .and_then(|t| DateTime::from_timestamp(t, 0)),
-        object_id: event["data"]["object"]["id"]
-            .as_str()
-            .map(|s| s.chars().take(255).collect()),
-        object_type: event["data"]["object"]["object"]
-            .as_str()
-            .map(|s| s.chars().take(100).collect()),
+        object_id,
+        object_type,
         // The verified body itself is the payload (no re-serialisation); JSONB cannot hold NUL, so a body
         // that escapes one is rebuilt without it.
         payload: Some(if contains(body, br"\u0000") {
@@ -154,6 +137,34 @@ fn classify(body: &[u8], mode: StripeMode) -> EventRow {
         } else {
             "quarantined"
         },
+        envelope: None,
+    }
+}
+
+/// An indexed string field: `Some(None)` when absent or not a string, `Some(Some(text))` when it fits
+/// its column, `None` when it cannot be stored as it is (NUL, or more than `max` characters).
+fn indexed(value: &Value, max: usize) -> Option<Option<String>> {
+    let Some(text) = value.as_str() else {
+        return Some(None);
+    };
+    (!text.contains('\0') && text.chars().count() <= max).then(|| Some(text.to_owned()))
+}
+
+/// A verified body we do not index, kept for operators under the digest of its exact bytes.
+fn unparseable(body: &[u8]) -> EventRow {
+    let digest = hex::encode(Sha256::digest(body));
+    EventRow {
+        id: format!("unparseable:{digest}"),
+        kind: String::new(),
+        api_version: None,
+        livemode: false,
+        created: None,
+        object_id: None,
+        object_type: None,
+        payload: None,
+        // TEXT cannot hold NUL: keep everything else, lossily decoded (the id's digest is of the bytes).
+        raw_body: Some(String::from_utf8_lossy(body).replace('\0', "\u{fffd}")),
+        status: "unparseable",
         envelope: None,
     }
 }

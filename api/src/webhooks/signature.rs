@@ -24,6 +24,8 @@ pub enum SignatureError {
     Mismatch,
     #[error("the signed timestamp is {0} s old, beyond the tolerance")]
     TooOld(i64),
+    #[error("the signed timestamp is {0} s in the future, beyond the tolerance")]
+    InFuture(i64),
 }
 
 impl SignatureError {
@@ -33,6 +35,7 @@ impl SignatureError {
             SignatureError::Malformed(_) | SignatureError::NoV1 => "malformed_signature",
             SignatureError::Mismatch => "invalid_signature",
             SignatureError::TooOld(_) => "stale_timestamp",
+            SignatureError::InFuture(_) => "future_timestamp",
         }
     }
 }
@@ -79,7 +82,9 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
 }
 
 /// Verifies the header against the raw body; returns the signed timestamp. The signature is checked
-/// before the timestamp; only timestamps older than `tolerance` are refused.
+/// before the timestamp; timestamps more than `tolerance` old, or ahead of our clock by more than
+/// `tolerance`, are refused. Stripe's own libraries only look backwards, but a signature dated a day
+/// ahead is one captured or made to be replayed later: it would pass every later check for as long.
 pub fn verify(
     header: Option<&str>,
     body: &[u8],
@@ -99,9 +104,14 @@ pub fn verify(
     if !matched {
         return Err(SignatureError::Mismatch);
     }
-    let age = now - header.timestamp;
-    if age > tolerance.as_secs() as i64 {
+    let tolerance = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
+    let age = now.saturating_sub(header.timestamp);
+    if age > tolerance {
         return Err(SignatureError::TooOld(age));
+    }
+    let ahead = header.timestamp.saturating_sub(now);
+    if ahead > tolerance {
+        return Err(SignatureError::InFuture(ahead));
     }
     Ok(header.timestamp)
 }
@@ -216,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn only_old_timestamps_are_stale() {
+    fn timestamps_beyond_the_tolerance_either_way_are_refused() {
         let header = format!("t={VECTOR_T},v1={VECTOR_V1}");
         let s = secrets(&["whsec_test_secret"]);
         assert_eq!(
@@ -225,8 +235,13 @@ mod tests {
         );
         assert!(verify(Some(&header), VECTOR_BODY, &s, TOLERANCE, VECTOR_T + 300).is_ok());
         assert!(
-            verify(Some(&header), VECTOR_BODY, &s, TOLERANCE, VECTOR_T - 3600).is_ok(),
-            "a clock behind Stripe's is fine"
+            verify(Some(&header), VECTOR_BODY, &s, TOLERANCE, VECTOR_T - 300).is_ok(),
+            "a clock behind Stripe's by up to the tolerance is fine"
+        );
+        assert_eq!(
+            verify(Some(&header), VECTOR_BODY, &s, TOLERANCE, VECTOR_T - 86_400),
+            Err(SignatureError::InFuture(86_400)),
+            "a signature dated a day ahead"
         );
         // A bad signature is reported as such even when the timestamp is also stale.
         let wrong = format!("t={VECTOR_T},v1={}", "11".repeat(32));

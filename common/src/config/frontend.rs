@@ -6,6 +6,9 @@ use super::parse::Vars;
 
 /// Supabase issues user tokens with `aud = "authenticated"`.
 pub const DEFAULT_JWT_AUDIENCE: &str = "authenticated";
+/// Supabase's role claim of a signed-in user. `anon` (the public key) and `service_role` (the backend's
+/// key) are not users and may not act as one.
+pub const DEFAULT_JWT_USER_ROLES: &str = "authenticated";
 /// One call a second on average, with the whole hour's budget available as a burst.
 pub const DEFAULT_USER_RATE_LIMIT_PER_HOUR: u32 = 3_600;
 /// The same ceiling as `api_keys.rate_limit_per_hour`'s CHECK.
@@ -15,6 +18,9 @@ pub const MAX_RATE_LIMIT_PER_HOUR: u32 = 1_000_000;
 pub struct FrontendConfig {
     /// `MINGUS_JWT_AUDIENCE`: the `aud` a user token must name (one of them, when it is a list).
     pub jwt_audience: String,
+    /// `MINGUS_JWT_USER_ROLES`: comma-separated `role` claims that may act as the user in `sub`
+    /// (a token without `role` counts as `authenticated`).
+    pub jwt_user_roles: Vec<String>,
     /// `MINGUS_USER_RATE_LIMIT_PER_HOUR`: calls per user and hour made with a user token (JWT).
     pub user_rate_limit_per_hour: u32,
 }
@@ -25,6 +31,27 @@ pub(super) fn parse(vars: &Vars<'_>) -> Result<FrontendConfig, ConfigError> {
         return Err(ConfigError::invalid(
             "MINGUS_JWT_AUDIENCE",
             "must not contain spaces",
+        ));
+    }
+    let jwt_user_roles: Vec<String> = vars
+        .string("MINGUS_JWT_USER_ROLES", DEFAULT_JWT_USER_ROLES)?
+        .split(',')
+        .map(|role| role.trim().to_owned())
+        .filter(|role| !role.is_empty())
+        .collect();
+    if jwt_user_roles.is_empty() {
+        return Err(ConfigError::invalid(
+            "MINGUS_JWT_USER_ROLES",
+            "names no role: no user token could act",
+        ));
+    }
+    if let Some(role) = jwt_user_roles
+        .iter()
+        .find(|role| matches!(role.as_str(), "anon" | "service_role"))
+    {
+        return Err(ConfigError::invalid(
+            "MINGUS_JWT_USER_ROLES",
+            format!("{role:?} is not a signed-in user's role"),
         ));
     }
     let user_rate_limit_per_hour = vars.parse(
@@ -39,6 +66,7 @@ pub(super) fn parse(vars: &Vars<'_>) -> Result<FrontendConfig, ConfigError> {
     }
     Ok(FrontendConfig {
         jwt_audience,
+        jwt_user_roles,
         user_rate_limit_per_hour,
     })
 }

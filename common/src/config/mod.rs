@@ -52,6 +52,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout: Duration,
+    /// `DATABASE_API_ACQUIRE_TIMEOUT_MS`: the API's own checkout wait. A request is answered while its
+    /// client waits: with the database down or saturated, a quick 503 with `Retry-After` beats holding
+    /// every request for the workers' 30 s (whose jobs can wait).
+    pub api_acquire_timeout: Duration,
     pub max_lifetime: Duration,
     pub idle_timeout: Duration,
     pub test_before_acquire: bool,
@@ -186,6 +190,7 @@ impl Config {
             max_connections: vars.parse("DATABASE_MAX_CONNECTIONS", 50)?,
             min_connections: vars.parse("DATABASE_MIN_CONNECTIONS", 2)?,
             acquire_timeout: vars.seconds("DATABASE_ACQUIRE_TIMEOUT_SECS", 30)?,
+            api_acquire_timeout: vars.millis("DATABASE_API_ACQUIRE_TIMEOUT_MS", 2000)?,
             max_lifetime: vars.seconds("DATABASE_MAX_LIFETIME_SECS", 1800)?,
             idle_timeout: vars.seconds("DATABASE_IDLE_TIMEOUT_SECS", 600)?,
             test_before_acquire: vars.parse_with(

@@ -18,7 +18,7 @@ db_url="${server_url%/*}/$db"
 prefix="nginxci$(date +%s%N | tail -c 7)"
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
+  [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid" 2>/dev/null)" 2>/dev/null || true
   psql -X -q "$server_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   redis-cli -u "${TEST_REDIS_URL:-redis://127.0.0.1:6379}" --scan --pattern "$prefix*" 2>/dev/null |
     xargs -r -n 500 redis-cli -u "${TEST_REDIS_URL:-redis://127.0.0.1:6379}" del >/dev/null 2>&1 || true

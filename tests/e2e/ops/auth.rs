@@ -233,3 +233,92 @@ async fn bad_input_gets_a_json_4xx() {
         (json!([]), json!(2))
     );
 }
+
+#[tokio::test]
+async fn the_admin_token_compares_exactly() {
+    let app = TestApp::spawn().await;
+    let token = token(&app);
+    // (Whitespace at the very end of a header value is not part of it in HTTP — RFC 9110 §5.5 — and
+    // the server drops it before any code sees it; inside the value, or in the form, it is the token's.)
+    for presented in [
+        format!("Bearer  {token}"),
+        format!("Bearer {token} x"),
+        format!("Bearer {}", token.to_uppercase()),
+    ] {
+        let response = app
+            .client
+            .get(app.url("/ops/queues"))
+            .header("authorization", &presented)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{presented:?}");
+    }
+    let login = app
+        .client
+        .post(app.url("/ops/login"))
+        .form(&[("token", format!("{token} "))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+    assert!(login.headers().get("set-cookie").is_none());
+    let exact = app
+        .client
+        .get(app.url("/ops/queues"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exact.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn guessing_the_admin_token_is_cut_off_per_address() {
+    let app = TestApp::spawn().await;
+    let allowed = mingus_api::ops::guesses::ALLOWED;
+    for guess in 0..allowed {
+        let status = app
+            .client
+            .post(app.url("/ops/login"))
+            .form(&[("token", format!("guess-{guess}"))])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {guess}");
+    }
+    // Past the allowance every attempt from this address is refused without looking at the token,
+    // the right one included, through the form and the header alike.
+    for (what, request) in [
+        (
+            "form, wrong",
+            app.client.post(app.url("/ops/login")).form(&[("token", "another")]),
+        ),
+        (
+            "form, right",
+            app.client.post(app.url("/ops/login")).form(&[("token", token(&app))]),
+        ),
+        (
+            "header, right",
+            app.client.get(app.url("/ops/queues")).bearer_auth(token(&app)),
+        ),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{what}");
+        let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(wait > 0 && wait <= mingus_api::ops::guesses::WINDOW.as_secs(), "{what}: {wait}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "too_many_attempts", "{what}");
+    }
+    // Another API instance keeps its own count (per process, like the delay).
+    let other = app.another_instance().await;
+    let response = app
+        .client
+        .get(other.url("/ops/queues"))
+        .bearer_auth(token(&app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

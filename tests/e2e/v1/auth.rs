@@ -5,7 +5,6 @@ use mingus_tests::TestApp;
 use mingus_tests::frontend::{sign_token, user_claims, user_token};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -150,7 +149,7 @@ async fn user_tokens_are_verified_with_a_distinct_code_per_failure() {
 #[tokio::test]
 async fn the_audience_is_configurable_and_tokens_need_a_configured_secret() {
     let app = TestApp::spawn_with(&[("MINGUS_JWT_AUDIENCE", "mingus-web")]).await;
-    let user = Uuid::new_v4();
+    let user = user_on(&app, None).await;
     let supabase_default = user_token(&app, user);
     let answer = list_keys(&app, &supabase_default).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);

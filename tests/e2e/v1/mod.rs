@@ -3,6 +3,7 @@
 mod api_keys;
 mod auth;
 mod features;
+mod provisioning;
 mod rate_limit;
 mod team;
 

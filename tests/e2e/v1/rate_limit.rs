@@ -156,7 +156,7 @@ async fn two_api_instances_share_one_bucket() {
 async fn an_unreachable_redis_lets_calls_through_without_headers() {
     // Nothing listens on port 1: every Redis command fails at once.
     let app = TestApp::spawn_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
-    let token = user_token(&app, Uuid::new_v4());
+    let token = user_token(&app, user_on(&app, None).await);
     let started = std::time::Instant::now();
     for _ in 0..3 {
         let answer = list_keys(&app, &token).await;

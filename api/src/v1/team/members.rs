@@ -95,11 +95,13 @@ fn validate(body: InviteMember) -> Result<Invitee, ApiError> {
     let name = match body.name.map(|n| n.trim().to_owned()) {
         None => None,
         Some(n) if n.is_empty() => None,
-        Some(n) if n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control) => {
+        Some(n)
+            if n.chars().count() > MAX_NAME_CHARS
+                || n.chars().any(crate::v1::display_text::refused) => {
             return Err(unprocessable(
                 "invalid_name",
                 format!(
-                    "name must be at most {MAX_NAME_CHARS} characters without control characters"
+                    "name must be at most {MAX_NAME_CHARS} characters without control or bidirectional-control characters"
                 ),
             ));
         }

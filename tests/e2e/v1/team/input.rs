@@ -58,7 +58,12 @@ async fn bad_input_is_a_json_4xx_and_writes_nothing() {
             "invalid_name",
         ),
         (
-            json!({"email": "a@example.org", "role": "viewer", "name": "a\u{0}b"}),
+            json!({"email": "a@example.org", "role": "viewer", "name": "a\u{7}b"}),
+            "invalid_name",
+        ),
+        (
+            // A bidirectional override would make the name display as something else.
+            json!({"email": "a@example.org", "role": "viewer", "name": "Bob\u{202E}nimda"}),
             "invalid_name",
         ),
     ] {
@@ -223,8 +228,8 @@ async fn bad_input_is_a_json_4xx_and_writes_nothing() {
                 Vec::new(),
                 None,
             ),
-            StatusCode::NOT_FOUND,
-            "invitation_not_found",
+            StatusCode::BAD_REQUEST,
+            "invalid_text",
         ),
     ] {
         let response = request.send().await.unwrap();
