@@ -216,6 +216,65 @@ async fn a_job_of_a_killed_worker_is_rerun_within_the_orphan_window_with_one_eff
     rescuer.stop().await.unwrap();
 }
 
+/// `kill -9` re-runs at most the jobs that were running at that moment. apalis acknowledges completed
+/// jobs only once its fetched batch is used up, so a worker holding more fetched jobs than it runs at a
+/// time had completed-but-unacknowledged jobs for as long as the batch lasted, and a kill re-ran them
+/// all (a probe saw 89–178 of 300 report jobs run twice over three kills). The worker fetches at most
+/// as many jobs as it runs at once, which keeps every acknowledgement prompt.
+#[tokio::test]
+async fn a_killed_worker_reruns_at_most_the_jobs_it_was_running() {
+    const JOBS: usize = 150;
+    const CONCURRENCY: usize = 3;
+    const KILLS: usize = 3;
+    let vars = [
+        ("MINGUS_WORKER_HEARTBEAT_SECS", "1"),
+        ("MINGUS_WORKER_MISSED_HEARTBEATS", "3"),
+        ("MINGUS_QUEUE_CONCURRENCY", "bench=3"),
+    ];
+    let env = JobEnv::with(&vars).await;
+    let jobs = vec![
+        BenchNoop {
+            sleep_ms: 50,
+            ..Default::default()
+        };
+        JOBS
+    ];
+    env.enqueuer.enqueue_many(&jobs).await.unwrap();
+    let finished = || async {
+        count(
+            &env.db.pool,
+            "SELECT count(DISTINCT job_id) FROM job_runs WHERE status = 'succeeded'",
+        )
+        .await
+    };
+    for kill in 0..KILLS {
+        let mut victim = WorkerProcess::start(&env, "bench", &vars);
+        let target = (kill as i64 + 1) * 25;
+        until(Duration::from_secs(60), "jobs finished before the kill", || async {
+            (finished().await >= target).then_some(())
+        })
+        .await;
+        victim.signal("KILL");
+        victim.wait(Duration::from_secs(5));
+    }
+    let survivor = WorkerProcess::start(&env, "bench", &vars);
+    until(Duration::from_secs(90), "every job finished", || async {
+        (finished().await >= JOBS as i64).then_some(())
+    })
+    .await;
+    drop(survivor);
+    let twice = count(
+        &env.db.pool,
+        "SELECT count(*) FROM (SELECT job_id FROM job_runs WHERE status = 'succeeded'
+                               GROUP BY job_id HAVING count(*) > 1) AS t",
+    )
+    .await;
+    assert!(
+        twice <= (KILLS * CONCURRENCY) as i64,
+        "{twice} jobs ran twice over {KILLS} kills of a worker running {CONCURRENCY} at a time"
+    );
+}
+
 /// Defects 7 and 10: Redis restarts under running workers; they reconnect and continue, no process restart.
 #[tokio::test]
 async fn workers_continue_after_redis_restarts() {

@@ -115,11 +115,16 @@ impl WorkerRuntime {
         })
     }
 
-    fn storage(&self, keys: &QueueKeys) -> RedisStorage<Envelope> {
+    fn storage(&self, keys: &QueueKeys, concurrency: usize) -> RedisStorage<Envelope> {
         let jobs = &self.ctx.config.jobs;
+        // apalis sends the acknowledgements of completed jobs only once the fetched batch is used up:
+        // a worker that fetched more jobs than it runs at once kept completed jobs unacknowledged for as
+        // long as the rest of the batch took, and a kill -9 re-ran them all. Fetching at most as many as
+        // run at once hands out the whole batch at once, so each job is acknowledged as it completes
+        // and a kill re-runs only the jobs that were running (tests/e2e/resilience.rs).
         let config = apalis_redis::Config::default()
             .queue(&keys.name)
-            .batch_size(jobs.fetch_batch)
+            .batch_size(jobs.fetch_batch.min(concurrency).max(1))
             .heartbeat_interval(jobs.heartbeat)
             .missed_heartbeats(jobs.missed_heartbeats)
             .lock_tasks(false)
@@ -171,7 +176,7 @@ impl WorkerRuntime {
             let timeout = config.jobs.timeouts.get(queue.name()).copied();
             let ledger = ledger.clone();
             let ctx = self.ctx.clone();
-            let storage = self.storage(&keys);
+            let storage = self.storage(&keys, concurrency);
             let poll = config.jobs.poll_interval;
             let wake = wakes[&keys.signal()].clone();
             monitor = monitor.register(move |_restarts| {
