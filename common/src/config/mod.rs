@@ -14,8 +14,10 @@ mod listen;
 mod parse;
 mod production;
 mod scheduler;
+mod secrets;
 mod source;
 pub mod stripe;
+mod transport;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -263,11 +265,11 @@ impl Config {
             },
             scheduler: scheduler::parse(&map)?,
         };
-        config.validate(needs)?;
+        config.validate(&vars, needs)?;
         Ok(config)
     }
 
-    fn validate(&self, needs: Needs) -> Result<(), ConfigError> {
+    fn validate(&self, vars: &Vars<'_>, needs: Needs) -> Result<(), ConfigError> {
         let db = &self.database;
         if db.max_connections == 0 {
             return Err(ConfigError::invalid(
@@ -334,7 +336,7 @@ impl Config {
             ));
         }
         if self.environment == Environment::Production {
-            production::check(self, needs)?;
+            production::check(self, vars, needs)?;
         }
         Ok(())
     }
@@ -363,3 +365,12 @@ mod tests;
 
 #[cfg(test)]
 mod tests_deployment;
+
+#[cfg(test)]
+mod tests_secrets;
+
+#[cfg(test)]
+mod tests_smtp;
+
+#[cfg(test)]
+mod tests_transport;
