@@ -151,14 +151,22 @@ fn base_url(vars: &Vars<'_>, name: &'static str, dev: Option<&str>) -> Result<St
     Ok(raw.trim_end_matches('/').to_owned())
 }
 
-/// Parses `SMTP_URL` (the forms lettre's `from_url` knows, checked strictly).
+/// Parses `SMTP_URL` (the forms lettre's `from_url` knows, checked strictly). Anything we would otherwise
+/// ignore or misread is an error in every environment: `smtp://host/tls=required` once meant clear text
+/// announced as EHLO "tls=required".
 pub fn parse_smtp_url(raw: &str) -> Result<SmtpServer, String> {
     let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    if url.fragment().is_some() {
+        return Err(
+            "a '#' part is not an option: options go after '?' (e.g. ?tls=required)".into(),
+        );
+    }
     let mut tls = None;
     for (key, value) in url.query_pairs() {
         match key.as_ref() {
             "tls" if tls.is_none() => tls = Some(value.into_owned()),
-            other => return Err(format!("unknown or repeated parameter {other:?}")),
+            "tls" => return Err("option tls given twice".into()),
+            other => return Err(format!("unknown option {other:?} (the only option is tls)")),
         }
     }
     let (security, default_port) = match (url.scheme(), tls.as_deref()) {
@@ -190,14 +198,41 @@ pub fn parse_smtp_url(raw: &str) -> Result<SmtpServer, String> {
         (user, Some(password)) => Some((decode(user)?, SecretString::from(decode(password)?))),
         (_, None) => return Err("a user name without a password".into()),
     };
-    let hello = url.path().trim_matches('/');
     Ok(SmtpServer {
         host,
         port: url.port().unwrap_or(default_port),
         security,
         credentials,
-        hello_name: (!hello.is_empty()).then(|| hello.to_owned()),
+        hello_name: hello_name(url.path())?,
     })
+}
+
+/// The URL's path is the EHLO name and nothing else: `/mail.example.com`, or empty.
+fn hello_name(path: &str) -> Result<Option<String>, String> {
+    let name = path.strip_prefix('/').unwrap_or(path);
+    if name.is_empty() {
+        return Ok(None);
+    }
+    // An option written where the EHLO name goes (`/tls=required`, `/?tls=…` percent-encoded, a second
+    // path segment) would otherwise be announced to the server and the option silently dropped.
+    if name.contains(['=', '/', '?', '&']) || name.contains("%3F") || name.contains("%3f") {
+        return Err(format!(
+            "the path is the EHLO name, and {name:?} is not one: options go after '?' \
+             (e.g. smtp://host:587?tls=required)"
+        ));
+    }
+    let is_hostname = name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !is_hostname {
+        return Err(format!(
+            "EHLO name {name:?} (the path) is not a host name: letters, digits, hyphens and dots"
+        ));
+    }
+    Ok(Some(name.to_owned()))
 }
 
 #[cfg(test)]

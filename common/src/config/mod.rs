@@ -14,8 +14,10 @@ mod listen;
 mod parse;
 mod production;
 mod scheduler;
+mod secrets;
 mod source;
 pub mod stripe;
+mod transport;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -268,11 +270,11 @@ impl Config {
             },
             scheduler: scheduler::parse(&map)?,
         };
-        config.validate(needs)?;
+        config.validate(&vars, needs)?;
         Ok(config)
     }
 
-    fn validate(&self, needs: Needs) -> Result<(), ConfigError> {
+    fn validate(&self, vars: &Vars<'_>, needs: Needs) -> Result<(), ConfigError> {
         let db = &self.database;
         if db.max_connections == 0 {
             return Err(ConfigError::invalid(
@@ -339,7 +341,7 @@ impl Config {
             ));
         }
         if self.environment == Environment::Production {
-            production::check(self, needs)?;
+            production::check(self, vars, needs)?;
         }
         Ok(())
     }
@@ -368,3 +370,12 @@ mod tests;
 
 #[cfg(test)]
 mod tests_deployment;
+
+#[cfg(test)]
+mod tests_secrets;
+
+#[cfg(test)]
+mod tests_smtp;
+
+#[cfg(test)]
+mod tests_transport;

@@ -2,14 +2,16 @@
 
 use secrecy::ExposeSecret;
 
-use super::{Config, ConfigError, Needs};
+use super::email::SmtpSecurity;
+use super::parse::Vars;
+use super::secrets::{self, WEBHOOK_PREFIX};
+use super::{Config, ConfigError, Needs, transport};
 
-const MIN_SECRET_LEN: usize = 32;
-
-pub(super) fn check(config: &Config, needs: Needs) -> Result<(), ConfigError> {
+pub(super) fn check(config: &Config, vars: &Vars<'_>, needs: Needs) -> Result<(), ConfigError> {
     if needs.http_secrets {
         check_http_secrets(config)?;
     }
+    transport::check(config, vars, needs)?;
     if let Some(key) = &config.stripe_api_key
         && key.expose_secret().starts_with("sk_test_")
     {
@@ -27,6 +29,7 @@ pub(super) fn check(config: &Config, needs: Needs) -> Result<(), ConfigError> {
     if needs.email_links {
         check_email_links(config)?;
     }
+    secrets::check_all_different(&needed_secrets(config, needs))?;
     if config.email.pause_after_accept.is_some() {
         return Err(ConfigError::insecure(
             "MINGUS_EMAIL_TEST_PAUSE_AFTER_ACCEPT_MS",
@@ -34,6 +37,30 @@ pub(super) fn check(config: &Config, needs: Needs) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// The secrets this process uses, in the order of the contract (the later of two equal ones is named).
+fn needed_secrets(config: &Config, needs: Needs) -> Vec<(&'static str, &str)> {
+    let mut out = Vec::new();
+    if needs.http_secrets {
+        for (name, secret) in [
+            ("MINGUS_JWT_SECRET", &config.jwt_secret),
+            ("MINGUS_ADMIN_TOKEN", &config.admin_token),
+        ] {
+            if let Some(secret) = secret {
+                out.push((name, secret.expose_secret()));
+            }
+        }
+        for secret in &config.stripe_webhook_secrets {
+            out.push(("STRIPE_WEBHOOK_SECRETS", secret.expose_secret()));
+        }
+    }
+    if needs.email_links
+        && let Some(secret) = &config.email.unsubscribe_secret
+    {
+        out.push(("MINGUS_UNSUBSCRIBE_SECRET", secret.expose_secret()));
+    }
+    out
 }
 
 /// The secrets of the HTTP surface: webhook signatures, `/v1` tokens, the operator token.
@@ -44,7 +71,7 @@ fn check_http_secrets(config: &Config) -> Result<(), ConfigError> {
     if let Some(bad) = config
         .stripe_webhook_secrets
         .iter()
-        .find(|s| !s.expose_secret().starts_with("whsec_"))
+        .find(|s| !s.expose_secret().starts_with(WEBHOOK_PREFIX))
     {
         let shown: String = bad.expose_secret().chars().take(3).collect();
         return Err(ConfigError::invalid(
@@ -52,36 +79,40 @@ fn check_http_secrets(config: &Config) -> Result<(), ConfigError> {
             format!("entry starting {shown:?}… is not a whsec_ secret"),
         ));
     }
+    for (position, secret) in config.stripe_webhook_secrets.iter().enumerate() {
+        let random_part = &secret.expose_secret()[WEBHOOK_PREFIX.len()..];
+        secrets::check_variety(random_part).map_err(|reason| {
+            ConfigError::insecure(
+                "STRIPE_WEBHOOK_SECRETS",
+                format!("entry {}: {reason}", position + 1),
+            )
+        })?;
+    }
     let jwt = config
         .jwt_secret
         .as_ref()
         .ok_or(ConfigError::Missing("MINGUS_JWT_SECRET"))?;
-    if jwt.expose_secret().len() < MIN_SECRET_LEN {
-        return Err(ConfigError::insecure(
-            "MINGUS_JWT_SECRET",
-            format!("shorter than {MIN_SECRET_LEN} bytes"),
-        ));
-    }
+    secrets::check_strength("MINGUS_JWT_SECRET", jwt.expose_secret(), "bytes")?;
     let admin = config
         .admin_token
         .as_ref()
         .ok_or(ConfigError::Missing("MINGUS_ADMIN_TOKEN"))?;
-    if admin.expose_secret().len() < MIN_SECRET_LEN {
-        return Err(ConfigError::insecure(
-            "MINGUS_ADMIN_TOKEN",
-            format!("shorter than {MIN_SECRET_LEN} characters"),
-        ));
-    }
-    Ok(())
+    secrets::check_strength("MINGUS_ADMIN_TOKEN", admin.expose_secret(), "characters")
 }
 
 fn check_smtp(config: &Config) -> Result<(), ConfigError> {
-    let smtp = config.smtp_url.expose_secret();
-    // Plain smtp:// is fine to a local relay or when STARTTLS is enforced with ?tls=required.
-    if smtp.starts_with("smtp://") && !smtp.contains("tls=required") && !points_at_loopback(smtp) {
+    // Judged on the parsed URL, not its text: "tls=required" written anywhere else (in the password, in
+    // the path) must not pass for STARTTLS.
+    let smtp = &config.email.smtp;
+    let secured = matches!(
+        smtp.security,
+        SmtpSecurity::StartTlsRequired | SmtpSecurity::ImplicitTls
+    );
+    // Clear text (or STARTTLS that a man in the middle can strip) is fine to a relay on this machine.
+    if !secured && !transport::is_loopback(&smtp.host) {
         return Err(ConfigError::insecure(
             "SMTP_URL",
-            "plain smtp:// to a remote host; use smtps:// or smtp://…?tls=required",
+            "no enforced TLS to a remote host; use smtps:// or smtp://…?tls=required",
         ));
     }
     Ok(())
@@ -94,12 +125,11 @@ fn check_email_links(config: &Config) -> Result<(), ConfigError> {
         .unsubscribe_secret
         .as_ref()
         .ok_or(ConfigError::Missing("MINGUS_UNSUBSCRIBE_SECRET"))?;
-    if unsubscribe.expose_secret().len() < MIN_SECRET_LEN {
-        return Err(ConfigError::insecure(
-            "MINGUS_UNSUBSCRIBE_SECRET",
-            format!("shorter than {MIN_SECRET_LEN} bytes"),
-        ));
-    }
+    secrets::check_strength(
+        "MINGUS_UNSUBSCRIBE_SECRET",
+        unsubscribe.expose_secret(),
+        "bytes",
+    )?;
     for (name, url) in [
         ("MINGUS_PUBLIC_URL", &email.public_url),
         ("MINGUS_APP_URL", &email.app_url),
@@ -115,15 +145,4 @@ fn check_email_links(config: &Config) -> Result<(), ConfigError> {
         }
     }
     Ok(())
-}
-
-/// True when the URL's host is a loopback address (plain SMTP to a local relay is acceptable).
-fn points_at_loopback(url: &str) -> bool {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let host_port = after_scheme
-        .rsplit_once('@')
-        .map_or(after_scheme, |(_, rest)| rest);
-    let host = host_port.split(['/', '?']).next().unwrap_or_default();
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }

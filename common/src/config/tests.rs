@@ -7,11 +7,17 @@ fn dev() -> Vec<(&'static str, &'static str)> {
 pub(super) fn production() -> Vec<(&'static str, &'static str)> {
     vec![
         ("MINGUS_ENV", "production"),
-        ("DATABASE_URL", "postgres://app@db.internal/mingus"),
-        ("REDIS_URL", "redis://cache.internal:6379"),
+        (
+            "DATABASE_URL",
+            "postgres://app:db-pw@db.internal/mingus?sslmode=verify-full",
+        ),
+        ("REDIS_URL", "rediss://:cache-pw@cache.internal:6380"),
         ("SMTP_URL", "smtps://mailer:pw@smtp.example.com:465"),
         ("MAIL_FROM", "Mingus <no-reply@mingus.app>"),
-        ("STRIPE_WEBHOOK_SECRETS", "whsec_one,whsec_two"),
+        (
+            "STRIPE_WEBHOOK_SECRETS",
+            "whsec_5c1e9a7f03d2b8e4,whsec_d94b2e6a1f07c358",
+        ),
         ("MINGUS_JWT_SECRET", "0123456789abcdef0123456789abcdef-jwt"),
         (
             "MINGUS_ADMIN_TOKEN",
@@ -26,15 +32,18 @@ pub(super) fn production() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn without(vars: &[(&'static str, &'static str)], name: &str) -> Vec<(&'static str, &'static str)> {
+pub(super) fn without<'a>(
+    vars: &[(&'static str, &'a str)],
+    name: &str,
+) -> Vec<(&'static str, &'a str)> {
     vars.iter().copied().filter(|(k, _)| *k != name).collect()
 }
 
-fn with(
-    vars: &[(&'static str, &'static str)],
+pub(super) fn with<'a>(
+    vars: &[(&'static str, &'a str)],
     name: &'static str,
-    value: &'static str,
-) -> Vec<(&'static str, &'static str)> {
+    value: &'a str,
+) -> Vec<(&'static str, &'a str)> {
     let mut out = without(vars, name);
     out.push((name, value));
     out
@@ -164,8 +173,10 @@ fn secrets_never_appear_in_debug_output() {
     let config = Config::from_vars(production()).unwrap();
     let shown = format!("{config:?}");
     for secret in [
-        "whsec_one",
+        "whsec_5c1e9a7f03d2b8e4",
         "0123456789abcdef0123456789abcdef-jwt",
+        "db-pw",
+        "cache-pw",
         "mailer:pw",
         "app@db.internal",
     ] {

@@ -42,7 +42,11 @@ fn secrets_are_read_from_the_files_their_file_variables_name() {
         .filter(|(k, _)| k != "DATABASE_URL" && k != "MINGUS_JWT_SECRET")
         .collect();
     // A trailing line break (echo, editors) is not part of the secret; inner whitespace is.
-    let db = secret_file(&dir, "database_url", "postgres://from-file@db/mingus\n");
+    let db = secret_file(
+        &dir,
+        "database_url",
+        "postgres://from-file@db/mingus?sslmode=verify-full\n",
+    );
     let jwt = secret_file(
         &dir,
         "jwt",
@@ -53,7 +57,7 @@ fn secrets_are_read_from_the_files_their_file_variables_name() {
     let config = Config::from_vars(vars).unwrap();
     assert_eq!(
         config.database.url.expose_secret(),
-        "postgres://from-file@db/mingus"
+        "postgres://from-file@db/mingus?sslmode=verify-full"
     );
     assert_eq!(
         config.jwt_secret.unwrap().expose_secret(),
