@@ -155,6 +155,17 @@ ensure_production_tools() {
   return 0
 }
 
+# Schemathesis (PyPI) in a virtualenv of its own under .local, for deploy/local/api-fuzz.sh. Pinned to
+# the major version the script's options are written for.
+SCHEMATHESIS="$MINGUS_LOCAL/schemathesis/bin/st"
+ensure_schemathesis() {
+  [ -x "$SCHEMATHESIS" ] && return
+  /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  log "installing schemathesis into $MINGUS_LOCAL/schemathesis"
+  /usr/bin/python3 -m venv "$MINGUS_LOCAL/schemathesis"
+  "$MINGUS_LOCAL/schemathesis/bin/pip" install --quiet 'schemathesis>=4.3,<5'
+}
+
 ensure_services() {
   ensure_rust
   ensure_psql
