@@ -58,7 +58,10 @@ pub fn database_unreachable(err: &sqlx::Error) -> bool {
 
 /// Whether Redis could not be reached in time.
 pub fn redis_unreachable(err: &redis::RedisError) -> bool {
-    err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal()
+    err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
 }
 
 /// Whether any cause in `err`'s chain is an unreachable database or Redis.

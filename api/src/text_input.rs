@@ -26,7 +26,11 @@ pub async fn check(request: Request, next: Next) -> Response {
         .flatten()
         .find(|part| !clean(&percent_decode(part.as_bytes())))
     {
-        let what = if Some(part) == uri.query() { "query" } else { "path" };
+        let what = if Some(part) == uri.query() {
+            "query"
+        } else {
+            "path"
+        };
         return refuse(format!(
             "the {what} holds a NUL character or bytes that are not UTF-8"
         ));
@@ -57,7 +61,8 @@ pub async fn check(request: Request, next: Next) -> Response {
     if bad {
         return refuse("the body holds a NUL character or bytes that are not UTF-8".to_owned());
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 fn refuse(message: String) -> Response {

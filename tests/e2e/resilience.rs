@@ -250,9 +250,11 @@ async fn a_killed_worker_reruns_at_most_the_jobs_it_was_running() {
     for kill in 0..KILLS {
         let mut victim = WorkerProcess::start(&env, "bench", &vars);
         let target = (kill as i64 + 1) * 25;
-        until(Duration::from_secs(60), "jobs finished before the kill", || async {
-            (finished().await >= target).then_some(())
-        })
+        until(
+            Duration::from_secs(60),
+            "jobs finished before the kill",
+            || async { (finished().await >= target).then_some(()) },
+        )
         .await;
         victim.signal("KILL");
         victim.wait(Duration::from_secs(5));

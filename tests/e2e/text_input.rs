@@ -20,12 +20,20 @@ async fn nul_and_broken_utf8_are_a_400_on_every_kind_of_input() {
     let app = TestApp::spawn().await;
     let user = crate::fixtures::user(&app.db.pool).await;
     let token = user_token(&app, user);
-    let admin = app.config.admin_token.as_ref().unwrap().expose_secret().to_owned();
+    let admin = app
+        .config
+        .admin_token
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
     let client = &app.client;
 
     // /ops: the query the probe found answering 500, and the login form.
     for query in ["q=%00", "q=a%00b", "q=%ff%fe", "queue=%C3"] {
-        let request = client.get(app.url(&format!("/ops/jobs?{query}"))).bearer_auth(&admin);
+        let request = client
+            .get(app.url(&format!("/ops/jobs?{query}")))
+            .bearer_auth(&admin);
         refused(request, query).await;
     }
     let login = client
@@ -35,11 +43,18 @@ async fn nul_and_broken_utf8_are_a_400_on_every_kind_of_input() {
     refused(login, "login form").await;
 
     // /v1: query, path and JSON body.
-    let request = client.get(app.url("/v1/reports?status=%00")).bearer_auth(&token);
+    let request = client
+        .get(app.url("/v1/reports?status=%00"))
+        .bearer_auth(&token);
     refused(request, "v1 query").await;
-    let request = client.get(app.url("/v1/features/basic%00analytics")).bearer_auth(&token);
+    let request = client
+        .get(app.url("/v1/features/basic%00analytics"))
+        .bearer_auth(&token);
     refused(request, "v1 path").await;
-    for body in [r#"{"name":"ci\u0000key"}"#, r#"{"name":"ci","scopes":["\u0000"]}"#] {
+    for body in [
+        r#"{"name":"ci\u0000key"}"#,
+        r#"{"name":"ci","scopes":["\u0000"]}"#,
+    ] {
         let request = client
             .post(app.url("/v1/api-keys"))
             .bearer_auth(&token)

@@ -248,7 +248,11 @@ async fn event_ids_that_cannot_be_stored_as_sent_are_kept_apart_as_unparseable()
     ];
     for body in &bodies {
         let (status, reply) = signed(&app, body).await;
-        assert_eq!((status, reply["status"].as_str()), (200, Some("unparseable")), "{reply}");
+        assert_eq!(
+            (status, reply["status"].as_str()),
+            (200, Some("unparseable")),
+            "{reply}"
+        );
         assert_eq!(reply["duplicate"], false, "{reply}");
         // A redelivery is the same record, not a new one.
         let (status, again) = signed(&app, body).await;
@@ -256,11 +260,18 @@ async fn event_ids_that_cannot_be_stored_as_sent_are_kept_apart_as_unparseable()
         assert_eq!(again["id"], reply["id"]);
     }
     assert_eq!(
-        count(&app.db.pool, "SELECT count(*) FROM stripe_events WHERE status = 'unparseable'").await,
+        count(
+            &app.db.pool,
+            "SELECT count(*) FROM stripe_events WHERE status = 'unparseable'"
+        )
+        .await,
         3,
         "three records, none merged"
     );
-    assert_eq!(count(&app.db.pool, "SELECT count(*) FROM job_outbox").await, 0);
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM job_outbox").await,
+        0
+    );
 }
 
 #[tokio::test]

@@ -10,10 +10,10 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::{Extension, Form};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -273,7 +273,10 @@ mod tests {
             headers.insert(header::AUTHORIZATION, HeaderValue::from_static(presented));
             assert!(credential(&headers, "tok").is_none(), "{presented:?}");
         }
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tok"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer tok"),
+        );
         assert!(credential(&headers, "tok").is_some());
     }
 

@@ -19,10 +19,13 @@ pub const ALLOWED: u32 = 20;
 /// Addresses remembered at most; beyond it, windows that have ended are forgotten first.
 const CAPACITY: usize = 10_000;
 
+/// When a client's window started and how many attempts failed in it.
+type Window = (Instant, u32);
+
 /// Failed attempts of each client address in its current window.
 #[derive(Clone, Default)]
 pub struct Guesses {
-    by_client: Arc<Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>>,
+    by_client: Arc<Mutex<HashMap<Option<IpAddr>, Window>>>,
 }
 
 impl Guesses {
@@ -65,7 +68,11 @@ mod tests {
         guesses.failed(attacker, start);
         let wait = guesses.locked_out(attacker, start + Duration::from_secs(10));
         assert_eq!(wait, Some(WINDOW - Duration::from_secs(10)));
-        assert_eq!(guesses.locked_out(other, start), None, "others are not affected");
+        assert_eq!(
+            guesses.locked_out(other, start),
+            None,
+            "others are not affected"
+        );
         assert_eq!(guesses.locked_out(attacker, start + WINDOW), None);
         // A new window starts from zero.
         guesses.failed(attacker, start + WINDOW);

@@ -55,6 +55,9 @@ struct EventItem {
     attempts: i32,
     last_error: Option<String>,
     processed_at: Option<DateTime<Utc>>,
+    /// What a `received` event is parked on (`customer:…`, `subscription:…`, `invoice:…`): applying
+    /// that re-drives it at once (worker/src/stripe/waits.rs).
+    waits_for: Option<String>,
 }
 
 fn non_empty(value: Option<&str>) -> Option<&str> {
@@ -211,7 +214,8 @@ pub async fn list(
         .map(type_param)
         .transpose()?;
     let items = sqlx::query_as::<_, EventItem>(
-        "SELECT id, type, api_version, livemode, created, received_at, status, attempts, last_error, processed_at
+        "SELECT id, type, api_version, livemode, created, received_at, status, attempts, last_error, processed_at,
+                CASE WHEN status = 'received' THEN waits_for END AS waits_for
          FROM stripe_events
          WHERE ($1::text[] IS NULL OR status = ANY($1)) AND ($2::text IS NULL OR type = $2)
          ORDER BY received_at DESC, id LIMIT $3 OFFSET $4",

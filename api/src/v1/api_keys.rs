@@ -87,7 +87,9 @@ fn validate(body: CreateKey, now: DateTime<Utc>) -> Result<NewKeyRequest, ApiErr
     {
         return Err(invalid(
             "invalid_name",
-            format!("name must be 1–{MAX_NAME_CHARS} characters without control or bidirectional-control characters"),
+            format!(
+                "name must be 1–{MAX_NAME_CHARS} characters without control or bidirectional-control characters"
+            ),
         ));
     }
     let scopes = match body.scopes {

@@ -230,7 +230,10 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     let provisioned = async {
         match principal.via {
             Via::Jwt { .. } => {
-                let exists = state.v1.provisioned.exists(principal.user_id, Instant::now());
+                let exists = state
+                    .v1
+                    .provisioned
+                    .exists(principal.user_id, Instant::now());
                 exists.await.map_err(super::db_error)
             }
             Via::ApiKey { .. } => Ok(true),

@@ -19,7 +19,9 @@ mod tests {
 
     #[test]
     fn bidi_controls_and_control_characters_are_refused_emoji_are_not() {
-        for c in ['\u{202E}', '\u{2066}', '\u{200F}', '\u{061C}', '\n', '\0', '\u{7F}'] {
+        for c in [
+            '\u{202E}', '\u{2066}', '\u{200F}', '\u{061C}', '\n', '\0', '\u{7F}',
+        ] {
             assert!(refused(c), "{:?}", c);
         }
         assert!(!"ci key 🔑 Zoë 👩‍💻 مفتاح".chars().any(refused));

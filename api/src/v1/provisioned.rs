@@ -45,7 +45,10 @@ impl ProvisionedUsers {
             .fetch_one(&self.db)
             .await?;
         if found {
-            let mut seen = self.seen.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
             if seen.len() >= CAPACITY {
                 seen.clear();
             }
@@ -55,7 +58,10 @@ impl ProvisionedUsers {
     }
 
     fn remembered(&self, user_id: Uuid, now: Instant) -> bool {
-        let seen = self.seen.lock().unwrap_or_else(|poison| poison.into_inner());
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         seen.get(&user_id)
             .is_some_and(|at| now.saturating_duration_since(*at) < REMEMBER_FOR)
     }

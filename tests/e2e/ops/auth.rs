@@ -293,21 +293,34 @@ async fn guessing_the_admin_token_is_cut_off_per_address() {
     for (what, request) in [
         (
             "form, wrong",
-            app.client.post(app.url("/ops/login")).form(&[("token", "another")]),
+            app.client
+                .post(app.url("/ops/login"))
+                .form(&[("token", "another")]),
         ),
         (
             "form, right",
-            app.client.post(app.url("/ops/login")).form(&[("token", token(&app))]),
+            app.client
+                .post(app.url("/ops/login"))
+                .form(&[("token", token(&app))]),
         ),
         (
             "header, right",
-            app.client.get(app.url("/ops/queues")).bearer_auth(token(&app)),
+            app.client
+                .get(app.url("/ops/queues"))
+                .bearer_auth(token(&app)),
         ),
     ] {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{what}");
-        let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-        assert!(wait > 0 && wait <= mingus_api::ops::guesses::WINDOW.as_secs(), "{what}: {wait}");
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            wait > 0 && wait <= mingus_api::ops::guesses::WINDOW.as_secs(),
+            "{what}: {wait}"
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "too_many_attempts", "{what}");
     }

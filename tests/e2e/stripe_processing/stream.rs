@@ -385,3 +385,70 @@ async fn a_late_created_changes_nothing_and_only_a_newer_event_revives_a_cancell
         );
     }
 }
+
+/// Delivered newest first, each event processed once on arrival and never retried: every event that
+/// arrives before what it depends on is parked on it (`waits_for`), and applying the dependency
+/// re-drives it at once, so nothing is left for the backoff and the result is the in-order one.
+#[tokio::test]
+async fn a_life_delivered_newest_first_converges_on_arrival_without_retries() {
+    let now = at(T + 61 * DAY);
+    for shape in ApiShape::ALL {
+        let ordered = JobEnv::new().await;
+        user(&ordered, USER, "life@example.com").await;
+        for event in life(shape) {
+            deliver(&ordered.db.pool, &ordered.config.stripe, &event, now)
+                .await
+                .expect("in order, every event applies");
+        }
+        let reference = snapshot(&ordered.db.pool).await;
+
+        let env = JobEnv::new().await;
+        let (pool, stripe): (&PgPool, &StripeConfig) = (&env.db.pool, &env.config.stripe);
+        user(&env, USER, "life@example.com").await;
+        let mut events = life(shape);
+        events.reverse();
+        let checkout = events.pop().expect("the checkout comes first in a life");
+        for event in &events {
+            let _ = deliver(pool, stripe, event, now).await;
+        }
+        let parked: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT id, waits_for FROM stripe_events WHERE status = 'received' ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(!parked.is_empty(), "{shape:?}: nothing waited");
+        for (id, waits_for) in &parked {
+            let key = waits_for.as_deref().unwrap_or_default();
+            assert!(
+                key == "customer:cus_life" || key == "subscription:sub_life",
+                "{shape:?}: {id} waits for {key:?}"
+            );
+        }
+
+        deliver(pool, stripe, &checkout, now)
+            .await
+            .expect("the checkout applies");
+        let left: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM stripe_events WHERE status <> 'processed' ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(
+            left.is_empty(),
+            "{shape:?}: not applied on arrival: {left:?}"
+        );
+        let marks: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE waits_for IS NOT NULL")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(marks, 0, "{shape:?}: every mark was claimed");
+        assert_eq!(
+            snapshot(pool).await,
+            reference,
+            "{shape:?} ends differently"
+        );
+    }
+}

@@ -54,7 +54,10 @@ async fn a_token_whose_user_has_no_row_is_refused_on_every_route() {
 
     // Once the sign-up has written the row, the same token works.
     let user = user_on(&app, None).await;
-    assert_eq!(list_keys(&app, &user_token(&app, user)).await.status, StatusCode::OK);
+    assert_eq!(
+        list_keys(&app, &user_token(&app, user)).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -71,7 +74,14 @@ async fn a_deleted_users_token_is_refused() {
     // An instance that has not seen the user recently asks the database at once (the one that has
     // remembers it for at most v1::provisioned::REMEMBER_FOR).
     let other = app.another_instance().await;
-    let answer = send_to(&app, other.url("/v1/features"), Method::GET, Some(&token), None).await;
+    let answer = send_to(
+        &app,
+        other.url("/v1/features"),
+        Method::GET,
+        Some(&token),
+        None,
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
     assert_eq!(answer.code(), "user_not_provisioned");
 }
@@ -84,7 +94,12 @@ async fn only_signed_in_users_tokens_act_as_users() {
         let mut claims = user_claims(user);
         claims["role"] = json!(role);
         let answer = list_keys(&app, &sign_token(&app, &claims)).await;
-        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{role}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{role}: {}",
+            answer.body
+        );
         assert_eq!(answer.code(), "token_role_not_user", "{role}");
     }
     let mut no_role = user_claims(user);
@@ -101,12 +116,16 @@ async fn only_signed_in_users_tokens_act_as_users() {
     let mut member = user_claims(user);
     member["role"] = json!("member");
     assert_eq!(
-        list_keys(&custom, &sign_token(&custom, &member)).await.status,
+        list_keys(&custom, &sign_token(&custom, &member))
+            .await
+            .status,
         StatusCode::OK
     );
     member["role"] = json!("service_role");
     assert_eq!(
-        list_keys(&custom, &sign_token(&custom, &member)).await.status,
+        list_keys(&custom, &sign_token(&custom, &member))
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
 }

@@ -49,10 +49,13 @@ async fn subscription_of(
     .fetch_optional(&mut *a.conn)
     .await?;
     let row = row.ok_or_else(|| {
-        not_yet(format!(
-            "subscription {sub_id} of invoice {} is not known yet",
-            invoice.id().unwrap_or("?")
-        ))
+        not_yet(
+            super::waits::subscription(sub_id),
+            format!(
+                "subscription {sub_id} of invoice {} is not known yet",
+                invoice.id().unwrap_or("?")
+            ),
+        )
     })?;
     Ok(Some(row))
 }
@@ -168,9 +171,10 @@ pub(super) async fn action_required(a: &mut Apply<'_>) -> Result<(), JobError> {
                 JobError::Permanent(anyhow::anyhow!("invoice {invoice_id} has no customer"))
             })?;
             a.user_of_customer(customer).await?.ok_or_else(|| {
-                not_yet(format!(
-                    "customer {customer} of invoice {invoice_id} is not linked yet"
-                ))
+                not_yet(
+                    super::waits::customer(customer),
+                    format!("customer {customer} of invoice {invoice_id} is not linked yet"),
+                )
             })?
         }
     };

@@ -10,7 +10,8 @@
 //! On failure the transaction rolls back and a separate statement records `attempts` and `last_error`;
 //! the event becomes `failed` on a permanent error or on its last attempt (the runtime then
 //! dead-letters the job). Dependencies that have not arrived yet (a customer not linked, an invoice
-//! before its subscription) are retryable.
+//! before its subscription) are retryable, and the event is parked on what it waits for: applying that
+//! re-drives it at once ([`waits`]), the backoff staying as the fallback.
 //! The mapping, guard and grace rules are documented in `mingus_common::billing`.
 
 mod customer;
@@ -19,6 +20,7 @@ mod invoice;
 pub mod lifecycle;
 mod refund;
 mod subscription;
+pub mod waits;
 
 use chrono::{DateTime, Utc};
 use mingus_common::billing::{BillingError, Event, email};
@@ -64,9 +66,7 @@ impl From<BillingError> for JobError {
     }
 }
 
-pub(crate) fn not_yet(message: String) -> JobError {
-    JobError::Retryable(anyhow::anyhow!(message))
-}
+pub(crate) use waits::not_yet;
 
 /// What an applier works with: the open transaction, the event and the clock.
 pub(crate) struct Apply<'a> {
@@ -145,9 +145,56 @@ pub async fn process_event(
         Utc::now(),
     )
     .await?;
-    ctx.evictor.after_commit(&done.changed_users);
-    outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &done.staged).await;
-    Ok(done.outcome)
+    let outcome = done.outcome;
+    let redriven = redrive(
+        &ctx.db,
+        &ctx.config.stripe,
+        done.satisfies.clone(),
+        Utc::now(),
+    )
+    .await;
+    for done in std::iter::once(done).chain(redriven) {
+        ctx.evictor.after_commit(&done.changed_users);
+        outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &done.staged).await;
+    }
+    Ok(outcome)
+}
+
+/// Applies the events parked on `keys`, oldest first, then those parked on what they satisfied, up
+/// to [`waits::MAX_REDRIVE`]. Their failures are recorded as any attempt's (and park them again);
+/// a claim that fails leaves them to their backoff.
+async fn redrive(
+    db: &PgPool,
+    stripe: &StripeConfig,
+    mut keys: Vec<String>,
+    now: DateTime<Utc>,
+) -> Vec<Done> {
+    // Not a job attempt: never the last one, so an early re-drive cannot fail an event for good.
+    let attempt = Attempt {
+        number: 0,
+        max_attempts: u32::MAX,
+    };
+    let mut applied = Vec::new();
+    let mut budget = waits::MAX_REDRIVE;
+    while !keys.is_empty() && budget > 0 {
+        let parked = match waits::claim(db, &keys, budget).await {
+            Ok(parked) => parked,
+            Err(err) => {
+                tracing::warn!(error = %err, "parked stripe events not claimed; their backoff retries them");
+                break;
+            }
+        };
+        keys.clear();
+        for event_id in parked {
+            budget -= 1;
+            if let Ok(done) = process_staged(db, stripe, &event_id, None, attempt, now).await {
+                tracing::debug!(event_id, "parked stripe event re-driven");
+                keys.extend(done.satisfies.iter().cloned());
+                applied.push(done);
+            }
+        }
+    }
+    applied
 }
 
 /// [`process_event`] with an explicit clock (`now` decides access expiry and reminder re-checks).
@@ -160,9 +207,9 @@ pub async fn process_event_at(
 ) -> Result<Outcome, JobError> {
     // The staged e-mail jobs stay in the outbox: the e-mail sweep pushes them within a minute. Nothing
     // is evicted: without a worker's Redis the cached entitlements expire within their TTL.
-    Ok(process_staged(db, stripe, event_id, None, attempt, now)
-        .await?
-        .outcome)
+    let done = process_staged(db, stripe, event_id, None, attempt, now).await?;
+    redrive(db, stripe, done.satisfies, now).await;
+    Ok(done.outcome)
 }
 
 /// What applying an event produced: its outcome, and what is left to do after its commit.
@@ -172,14 +219,25 @@ struct Done {
     changed_users: Vec<Uuid>,
     /// E-mail jobs staged in the event's transaction: pushed.
     staged: Vec<Envelope>,
+    /// What applying it may have satisfied: events parked on these keys are re-driven.
+    satisfies: Vec<String>,
 }
 
 impl Done {
+    /// Names what an applied event satisfied (nothing unless it was applied).
+    fn satisfying(mut self, keys: Vec<String>) -> Self {
+        if self.outcome == Outcome::Processed {
+            self.satisfies = keys;
+        }
+        self
+    }
+
     fn nothing(outcome: Outcome) -> Self {
         Done {
             outcome,
             changed_users: Vec::new(),
             staged: Vec::new(),
+            satisfies: Vec::new(),
         }
     }
 }
@@ -218,8 +276,11 @@ async fn process_staged(
             return Err(err);
         }
     };
+    let satisfies = waits::satisfied_by(&event);
     if let Some(state) = one_call_state(&event, stripe) {
-        return apply_in_one_call(db, &mut conn, &state, event_id, outbox_job, attempt, now).await;
+        let done =
+            apply_in_one_call(db, &mut conn, &state, event_id, outbox_job, attempt, now).await?;
+        return Ok(done.satisfying(satisfies));
     }
     // One commit per event: the applied state, the event's status and the job's outbox completion are
     // durable together, or (a crash before the commit) none of them is and the outbox re-drives it.
@@ -240,7 +301,7 @@ async fn process_staged(
                 return Ok(Done::nothing(Outcome::AlreadyFinal));
             }
             tx.commit().await?;
-            Ok(done)
+            Ok(done.satisfying(satisfies))
         }
         Err(err) => {
             tx.rollback().await?;
@@ -291,9 +352,8 @@ async fn apply_in_one_call(
     let err = match subscription::apply_in_one_call(conn, state, event_id, outbox_job, now).await {
         Ok(OneCall::Processed(user)) => {
             return Ok(Done {
-                outcome: Outcome::Processed,
                 changed_users: user.into_iter().collect(),
-                staged: Vec::new(),
+                ..Done::nothing(Outcome::Processed)
             });
         }
         Ok(OneCall::AlreadyFinal) => {
@@ -334,9 +394,9 @@ async fn apply(
     };
     let outcome = dispatch(&mut apply).await?;
     Ok(Done {
-        outcome,
         changed_users: apply.changed_users,
         staged: apply.staged,
+        ..Done::nothing(outcome)
     })
 }
 
@@ -429,14 +489,17 @@ async fn record_failure(
 ) -> Result<(), sqlx::Error> {
     let dead = matches!(err, JobError::Permanent(_)) || attempt.is_last();
     let message = error_text(&err.to_string());
+    // Parked on what it waits for (waits.rs), unless it is failing for good.
+    let waits_for = waits::waits_for(err).filter(|_| !dead);
     sqlx::query(
         "UPDATE stripe_events SET attempts = attempts + 1, last_error = $2,
-             status = CASE WHEN $3 THEN 'failed' ELSE status END
+             status = CASE WHEN $3 THEN 'failed' ELSE status END, waits_for = $4
          WHERE id = $1",
     )
     .bind(event_id)
     .bind(message)
     .bind(dead)
+    .bind(waits_for)
     .execute(db)
     .await
     .map(|_| ())

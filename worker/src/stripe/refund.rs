@@ -141,9 +141,19 @@ async fn record(
         owner = owner_by_customer(a, customer).await?;
     }
     let owner = owner.ok_or_else(|| {
-        not_yet(format!(
-            "the subscription refund {refund_id} belongs to is not known yet"
-        ))
+        // Its invoice's payment names the owner; without an invoice, its customer's subscription.
+        let customer = refund
+            .customer()
+            .or_else(|| charge.and_then(|c| c.customer()));
+        let key = match (invoice_id, customer) {
+            (Some(invoice), _) => super::waits::invoice(invoice),
+            (None, Some(customer)) => super::waits::customer(customer),
+            (None, None) => None,
+        };
+        not_yet(
+            key,
+            format!("the subscription refund {refund_id} belongs to is not known yet"),
+        )
     })?;
     let currency = refund.currency()?;
     history::record(

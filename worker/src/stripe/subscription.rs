@@ -185,10 +185,13 @@ const ALREADY_FINAL: &str = "MGFIN";
 
 /// The retryable error of a state whose customer is not linked to a user yet.
 pub(super) fn unlinked(state: &State<'_>) -> JobError {
-    not_yet(format!(
-        "customer {} of subscription {} is not linked to a user yet",
-        state.customer, state.sub_id
-    ))
+    not_yet(
+        super::waits::customer(state.customer),
+        format!(
+            "customer {} of subscription {} is not linked to a user yet",
+            state.customer, state.sub_id
+        ),
+    )
 }
 
 /// Applies the subscription state in the worker's transaction unless the stored one is newer (see

@@ -97,7 +97,8 @@ fn validate(body: InviteMember) -> Result<Invitee, ApiError> {
         Some(n) if n.is_empty() => None,
         Some(n)
             if n.chars().count() > MAX_NAME_CHARS
-                || n.chars().any(crate::v1::display_text::refused) => {
+                || n.chars().any(crate::v1::display_text::refused) =>
+        {
             return Err(unprocessable(
                 "invalid_name",
                 format!(
