@@ -34,7 +34,14 @@ pub fn router(state: AppState) -> Router {
     if state.config.listen.ops_on_public {
         routes = routes.merge(operator_routes(&state));
     }
-    finish(routes, state)
+    let cors = crate::v1::cors::layer(&state.config.frontend.cors_origins);
+    let router = finish(routes, state);
+    // Around everything, so a browser's preflight is answered before routing and authentication
+    // (it carries no token, and OPTIONS is no route's method).
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// The operator listener's router: `/ops`, `/metrics` and the health probes.

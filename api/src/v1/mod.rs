@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod cors;
 pub mod display_text;
 pub mod extract;
 pub mod features;

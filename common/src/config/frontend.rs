@@ -23,6 +23,9 @@ pub struct FrontendConfig {
     pub jwt_user_roles: Vec<String>,
     /// `MINGUS_USER_RATE_LIMIT_PER_HOUR`: calls per user and hour made with a user token (JWT).
     pub user_rate_limit_per_hour: u32,
+    /// `MINGUS_CORS_ORIGINS`: comma-separated origins (`https://app.example.com`) whose pages may call
+    /// `/v1` from the browser; empty (the default) answers no cross-origin request.
+    pub cors_origins: Vec<String>,
 }
 
 pub(super) fn parse(vars: &Vars<'_>) -> Result<FrontendConfig, ConfigError> {
@@ -64,9 +67,82 @@ pub(super) fn parse(vars: &Vars<'_>) -> Result<FrontendConfig, ConfigError> {
             format!("must be between 1 and {MAX_RATE_LIMIT_PER_HOUR}"),
         ));
     }
+    let cors_origins = vars
+        .string("MINGUS_CORS_ORIGINS", "")?
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            origin_valid(origin).then(|| origin.to_owned()).ok_or_else(|| {
+                ConfigError::invalid(
+                    "MINGUS_CORS_ORIGINS",
+                    format!(
+                        "{origin:?} is not an origin: scheme and host (and port), no path, no wildcard"
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(FrontendConfig {
         jwt_audience,
         jwt_user_roles,
         user_rate_limit_per_hour,
+        cors_origins,
     })
+}
+
+/// `scheme://host[:port]` exactly as a browser sends it in `Origin`: http or https, a host of letters,
+/// digits, dots and hyphens (or a bracketed IPv6 address), no path, no trailing slash and no `*` (a
+/// wildcard would let any site's scripts call the API with a user's token they obtained).
+fn origin_valid(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    if !matches!(scheme, "http" | "https") || rest.is_empty() {
+        return false;
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        inner.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    host_ok && port_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_valid;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        for ok in [
+            "https://app.mingus.com",
+            "http://localhost:5173",
+            "https://[::1]:8443",
+            "http://127.0.0.1:3000",
+        ] {
+            assert!(origin_valid(ok), "{ok}");
+        }
+        for bad in [
+            "*",
+            "https://*.mingus.com",
+            "app.mingus.com",
+            "https://app.mingus.com/",
+            "https://app.mingus.com/path",
+            "ftp://app.mingus.com",
+            "https://app.mingus.com:0",
+            "https://app.mingus.com:99999",
+            "https://",
+        ] {
+            assert!(!origin_valid(bad), "{bad}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod auth;
+mod cors;
 mod features;
 mod provisioning;
 mod rate_limit;
