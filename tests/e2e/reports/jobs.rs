@@ -198,7 +198,8 @@ async fn ready_report(app: &TestApp, user: Uuid, request_body: &Value) -> Uuid {
                 download.header("content-type"),
                 Some("text/csv; charset=utf-8")
             );
-            assert_eq!(download.text, csv);
+            // A UTF-8 byte order mark first (for Excel), then the stored file as it is.
+            assert_eq!(download.text, format!("\u{FEFF}{csv}"));
         }
         None => {
             assert_eq!(

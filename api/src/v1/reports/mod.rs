@@ -243,6 +243,13 @@ pub async fn download(
         sections: Vec::new(),
     };
     let disposition = format!("attachment; filename=\"{}\"", spec.file_name());
+    // Excel opens a CSV file as the system's legacy code page unless it starts with a UTF-8 byte order
+    // mark (accents and currency signs in goal titles came out garbled); every other reader skips it.
+    // Added on the way out: the stored file is the writer's RFC 4180 text.
+    let body = match format {
+        ReportFormat::Csv => format!("\u{FEFF}{body}"),
+        _ => body,
+    };
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
