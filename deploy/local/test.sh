@@ -36,9 +36,12 @@ if [ $# -eq 0 ] || [ "${MINGUS_PRODUCTION_CI:-}" = 1 ]; then
     # shellcheck disable=SC2086 # $args: zero or more words
     "$MINGUS_ROOT/deploy/production/ci/$script.sh" $args || { production_status=1; log "deploy/production/ci/$script.sh FAILED"; }
   done
-  # The API fuzzed from its own document (schemathesis; a long run is `deploy/local/api-fuzz.sh 1800`).
-  log "deploy/local/api-fuzz.sh"
-  "$MINGUS_ROOT/deploy/local/api-fuzz.sh" || { production_status=1; log "deploy/local/api-fuzz.sh FAILED"; }
+  # The fuzzers' short versions: the API from its own document (schemathesis) and the parsers
+  # (cargo-fuzz); long runs are `deploy/local/api-fuzz.sh 1800` and `deploy/local/fuzz.sh 3600`.
+  for script in api-fuzz fuzz; do
+    log "deploy/local/$script.sh"
+    "$MINGUS_ROOT/deploy/local/$script.sh" || { production_status=1; log "deploy/local/$script.sh FAILED"; }
+  done
 fi
 log "running the test suite against $pg_host:$pg_port and $TEST_REDIS_URL"
 status=0

@@ -110,12 +110,13 @@ pub fn verify(token: &str, secret: &[u8], audience: &str, now: i64) -> Result<Cl
     let claims = decode_json(payload)?;
     let claims = claims.as_object().ok_or(JwtError::Malformed)?;
     let expires_at = numeric_date(claims.get("exp")).ok_or(JwtError::InvalidClaims)?;
-    if now >= expires_at + LEEWAY_SECS {
+    // Saturating: a signed `exp` near i64::MAX must not overflow (found by the `jwt` fuzz target).
+    if now >= expires_at.saturating_add(LEEWAY_SECS) {
         return Err(JwtError::Expired);
     }
     if let Some(raw) = claims.get("nbf") {
         let not_before = numeric_date(Some(raw)).ok_or(JwtError::InvalidClaims)?;
-        if now + LEEWAY_SECS < not_before {
+        if now.saturating_add(LEEWAY_SECS) < not_before {
             return Err(JwtError::NotYetValid);
         }
     }

@@ -180,3 +180,26 @@ fn malformed_tokens_are_malformed() {
         Err(JwtError::Malformed)
     );
 }
+
+#[test]
+fn extreme_numeric_dates_are_judged_without_overflow() {
+    let with = |extra: serde_json::Value| {
+        let mut claims = claims();
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        sign_hs256(&claims, SECRET)
+    };
+    let far = with(json!({"exp": i64::MAX}));
+    assert!(verify(&far, SECRET, "authenticated", 1_700_000_000).is_ok());
+    assert_eq!(
+        verify(&far, SECRET, "authenticated", i64::MAX),
+        Err(JwtError::Expired)
+    );
+    let never_valid = with(json!({"exp": i64::MAX, "nbf": i64::MAX}));
+    assert_eq!(
+        verify(&never_valid, SECRET, "authenticated", 1_700_000_000),
+        Err(JwtError::NotYetValid)
+    );
+}
