@@ -57,3 +57,33 @@ fn the_callers_variables_win_over_the_generated_file() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A dev.env left world-readable by an older version (and without the secret added since) is made
+/// owner-only before the new secret is appended to it.
+#[test]
+fn an_old_world_readable_dev_env_is_made_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("mingus-devenv-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dev.env");
+    let secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    std::fs::write(
+        &file,
+        format!(
+            "MINGUS_ADMIN_TOKEN=a{secret}\nMINGUS_JWT_SECRET=j{secret}\nSTRIPE_WEBHOOK_SECRETS=whsec_{secret}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loaded = load(&file, &[]);
+    let fields: Vec<&str> = loaded.split('|').collect();
+    assert_eq!(fields[0], format!("j{secret}"), "the old secrets are kept");
+    assert_eq!(
+        fields[3].len(),
+        64,
+        "the missing secret was added: {loaded}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    std::fs::remove_dir_all(dir).unwrap();
+}
