@@ -2,7 +2,7 @@
 //! calls made with a user token (API keys carry their own limit, and their tier's).
 
 use super::ConfigError;
-use super::parse::Vars;
+use super::parse::{Vars, list_items};
 
 /// Supabase issues user tokens with `aud = "authenticated"`.
 pub const DEFAULT_JWT_AUDIENCE: &str = "authenticated";
@@ -36,12 +36,10 @@ pub(super) fn parse(vars: &Vars<'_>) -> Result<FrontendConfig, ConfigError> {
             "must not contain spaces",
         ));
     }
-    let jwt_user_roles: Vec<String> = vars
-        .string("MINGUS_JWT_USER_ROLES", DEFAULT_JWT_USER_ROLES)?
-        .split(',')
-        .map(|role| role.trim().to_owned())
-        .filter(|role| !role.is_empty())
-        .collect();
+    let jwt_user_roles: Vec<String> =
+        list_items(&vars.string("MINGUS_JWT_USER_ROLES", DEFAULT_JWT_USER_ROLES)?)
+            .map(str::to_owned)
+            .collect();
     if jwt_user_roles.is_empty() {
         return Err(ConfigError::invalid(
             "MINGUS_JWT_USER_ROLES",
@@ -67,11 +65,7 @@ pub(super) fn parse(vars: &Vars<'_>) -> Result<FrontendConfig, ConfigError> {
             format!("must be between 1 and {MAX_RATE_LIMIT_PER_HOUR}"),
         ));
     }
-    let cors_origins = vars
-        .string("MINGUS_CORS_ORIGINS", "")?
-        .split(',')
-        .map(str::trim)
-        .filter(|origin| !origin.is_empty())
+    let cors_origins = list_items(&vars.string("MINGUS_CORS_ORIGINS", "")?)
         .map(|origin| {
             origin_valid(origin).then(|| origin.to_owned()).ok_or_else(|| {
                 ConfigError::invalid(

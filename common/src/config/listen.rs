@@ -68,9 +68,7 @@ pub(super) fn probe(
 
 /// `127.0.0.1, 10.0.0.0/8, ::1`: addresses or CIDR ranges.
 fn proxies(raw: &str) -> Result<Vec<IpNet>, String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
+    parse::list_items(raw)
         .map(|item| {
             item.parse::<IpNet>()
                 .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))

@@ -127,9 +127,7 @@ impl<'a> Vars<'a> {
         let Some(raw) = self.get(name) else {
             return Ok(HashMap::new());
         };
-        raw.split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
+        list_items(raw)
             .map(|item| {
                 let (key, value) = item.split_once('=').ok_or_else(|| {
                     ConfigError::invalid(name, format!("expected name=value, got {item:?}"))
@@ -198,4 +196,11 @@ pub(super) fn optional_addr(raw: &str) -> Result<Option<std::net::SocketAddr>, S
             .map(Some)
             .map_err(|e| format!("{e} (or \"off\")")),
     }
+}
+
+/// The entries of a comma-separated list: trimmed, empty ones skipped (`a, b,` is `a` and `b`).
+pub fn list_items(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }

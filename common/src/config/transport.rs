@@ -44,9 +44,7 @@ fn allowed_hosts(vars: &Vars<'_>) -> Result<Vec<String>, ConfigError> {
     let Some(raw) = vars.optional_string(ALLOW_PLAINTEXT_TO) else {
         return Ok(Vec::new());
     };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
+    super::parse::list_items(&raw)
         .map(|entry| {
             let host = entry.trim_start_matches('[').trim_end_matches(']');
             let is_name = host

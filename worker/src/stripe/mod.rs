@@ -136,7 +136,7 @@ pub async fn process_event(
     outbox_job: Option<Uuid>,
     attempt: Attempt,
 ) -> Result<Outcome, JobError> {
-    let done = process_staged(
+    let mut done = process_staged(
         &ctx.db,
         &ctx.config.stripe,
         event_id,
@@ -146,13 +146,8 @@ pub async fn process_event(
     )
     .await?;
     let outcome = done.outcome;
-    let redriven = redrive(
-        &ctx.db,
-        &ctx.config.stripe,
-        done.satisfies.clone(),
-        Utc::now(),
-    )
-    .await;
+    let satisfied = std::mem::take(&mut done.satisfies);
+    let redriven = redrive(&ctx.db, &ctx.config.stripe, satisfied, Utc::now()).await;
     for done in std::iter::once(done).chain(redriven) {
         ctx.evictor.after_commit(&done.changed_users);
         outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &done.staged).await;
