@@ -2,11 +2,13 @@
 //! history, feature access and billing e-mails, with Stripe's own fixtures in both API shapes wrapped in
 //! event envelopes and stored exactly as the webhook ingest stores them.
 
+mod convergence;
 mod dead;
 mod event_types;
 mod failures;
 mod guard_sql;
 mod payments;
+mod permutations;
 mod race;
 mod stream;
 

@@ -138,6 +138,8 @@ pub struct SubscriptionState<'a> {
     pub cancel_at_period_end: bool,
     pub canceled_at: Option<i64>,
     pub ended_at: Option<i64>,
+    /// Stripe's `start_date` (`None`: the fixture's).
+    pub start_date: Option<i64>,
 }
 
 impl<'a> SubscriptionState<'a> {
@@ -155,6 +157,7 @@ impl<'a> SubscriptionState<'a> {
             cancel_at_period_end: false,
             canceled_at: None,
             ended_at: None,
+            start_date: None,
         }
     }
 }
@@ -211,6 +214,9 @@ pub fn subscription(shape: ApiShape, state: &SubscriptionState<'_>) -> Value {
     );
     set(&mut sub, "canceled_at", json!(state.canceled_at));
     set(&mut sub, "ended_at", json!(state.ended_at));
+    if let Some(start) = state.start_date {
+        set(&mut sub, "start_date", json!(start));
+    }
     sub
 }
 

@@ -236,7 +236,8 @@ pub async fn list(
     .bind(&STATUSES[..])
     .bind(COUNT_CAP)
     .fetch_all(&state.db);
-    let (mut items, counts) = tokio::try_join!(items, counts).map_err(db_error)?;
+    let drift = mingus_common::billing::drift::latest(&state.db);
+    let (mut items, counts, drift) = tokio::try_join!(items, counts, drift).map_err(db_error)?;
     let has_more = items.len() as i64 > per_page;
     items.truncate(per_page as usize);
     let counts: serde_json::Map<String, Value> = counts
@@ -247,6 +248,8 @@ pub async fn list(
         "items": items,
         "counts": counts,
         "counts_capped_at": COUNT_CAP,
+        // The latest nightly drift report of each source (`local`, `stripe`): 0 drifts expected.
+        "drift": drift,
         "page": page,
         "per_page": per_page,
         "has_more": has_more,
@@ -271,6 +274,8 @@ struct EventRow {
     last_error: Option<String>,
     processed_at: Option<DateTime<Utc>>,
     job_id: Option<Uuid>,
+    waits_for: Option<String>,
+    order_decision: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -333,7 +338,8 @@ pub async fn detail(
     let row: Option<EventRow> = sqlx::query_as(
         "SELECT id, type, api_version, livemode, created, object_id, object_type, payload,
                 CASE WHEN payload IS NULL THEN raw_body END AS raw_body,
-                received_at, status, attempts, last_error, processed_at, job_id
+                received_at, status, attempts, last_error, processed_at, job_id,
+                CASE WHEN status = 'received' THEN waits_for END AS waits_for, order_decision
          FROM stripe_events WHERE id = $1",
     )
     .bind(&id)
@@ -367,6 +373,9 @@ pub async fn detail(
         "attempts": row.attempts,
         "last_error": row.last_error,
         "processed_at": row.processed_at,
+        "waits_for": row.waits_for,
+        // How a subscription state was ordered against the stored one (worker/src/stripe/subscription.rs).
+        "order_decision": row.order_decision,
         "protected": PROTECTED.contains(&row.status.as_str()),
         "payload": row.payload.map(|p| p.0),
         "raw_body": raw_body,

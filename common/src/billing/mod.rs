@@ -1,6 +1,7 @@
 #![doc = include_str!("README.md")]
 
 pub mod access;
+pub mod drift;
 pub mod email;
 pub mod guard;
 pub mod money;

@@ -126,6 +126,11 @@ impl<'a> SubscriptionView<'a> {
     pub fn ended_at(&self) -> Option<DateTime<Utc>> {
         time(&self.0["ended_at"])
     }
+
+    /// When it started (`start_date`, else its `created`): which subscription a charge was made under.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        time(&self.0["start_date"]).or_else(|| time(&self.0["created"]))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -283,6 +288,22 @@ impl<'a> ChargeView<'a> {
 
     pub fn payment_intent(&self) -> Option<&'a str> {
         id_of(&self.0["payment_intent"])
+    }
+
+    pub fn created(&self) -> Option<DateTime<Utc>> {
+        time(&self.0["created"])
+    }
+
+    /// What has been refunded of the charge so far, in minor units (every API version carries it).
+    pub fn amount_refunded(&self) -> i64 {
+        self.0["amount_refunded"].as_i64().unwrap_or(0)
+    }
+
+    pub fn currency(&self) -> Result<String, BillingError> {
+        self.0["currency"]
+            .as_str()
+            .and_then(super::money::currency_code)
+            .ok_or_else(|| BillingError::Invalid("the charge has no valid currency".into()))
     }
 
     /// The refunds embedded in the charge (older API versions embed them; newer ones send `refund.*`).

@@ -33,7 +33,9 @@ use stripe_types::RangeQueryTs;
 use crate::Config;
 
 pub use fetch::{FetchOptions, FetchReport, fetch_undelivered, parse_since};
-pub use reconcile::{Drift, DriftKind, FieldDiff, ReconcileOptions, ReconcileReport, reconcile};
+pub use reconcile::{
+    Drift, DriftKind, FieldDiff, ReconcileOptions, ReconcileReport, reconcile, refetch_subscription,
+};
 pub use store::{
     EVENT_JOB_NAMESPACE, PROTECTED, ReplayFilter, ReplayReport, STATUSES, StoredEvent, is_event,
     replay, store_event, strip_nul,

@@ -253,3 +253,26 @@ pub async fn reconcile(
     }
     Ok(report)
 }
+
+/// Fetches one subscription from Stripe and stages its processing as a synthetic event, as a `fix` of
+/// [`reconcile`] does: the worker calls it when two state events of the same second and rank could not
+/// be ordered from their payloads (Pay's approach: Stripe's current object is the truth). Returns the
+/// synthetic event's id, `None` when an identical one was staged already this second.
+pub async fn refetch_subscription(
+    pool: &PgPool,
+    enqueuer: &Enqueuer,
+    api: &StripeApi,
+    mode: StripeMode,
+    sub_id: &str,
+) -> anyhow::Result<Option<String>> {
+    let sub = api.retrieve_subscription(sub_id).await?;
+    let event = synthetic_event(&sub, sub_id, Utc::now());
+    let mut tx = pool.begin().await?;
+    let stored = store_event(&mut tx, &event, mode).await?;
+    tx.commit().await?;
+    let Some(envelope) = stored.envelope else {
+        return Ok(None);
+    };
+    outbox::push_after_commit(pool, enqueuer, &[envelope]).await;
+    Ok(event["id"].as_str().map(str::to_owned))
+}

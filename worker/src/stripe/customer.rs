@@ -7,23 +7,34 @@
 //! - `customer.created` / `customer.updated`: `metadata.user_id` links explicitly (ignored if no such
 //!   user); otherwise a case-insensitive e-mail match links a user that has no customer yet, and only
 //!   if no user has this customer.
-//! - `customer.deleted`: unlinks. A link event older than (or of the same second as) a stored
-//!   `customer.deleted` of the customer changes nothing, so a late `customer.created` cannot re-link a
-//!   deleted customer.
+//! - `customer.deleted`: unlinks, and leaves a tombstone in the link history (`stripe_customers`,
+//!   migration `…21`): the user the customer belonged to and when it was deleted. The customer's events
+//!   created up to the deletion still resolve to that user (`mingus_customer_user`), whatever order they
+//!   arrive in; a link event newer than the deletion changes nothing, and one not newer than it (a late
+//!   `customer.created`) records the history without re-linking the live column.
+//!
+//! Every link is also recorded in the history with its event time; a link event older than the recorded
+//! link does not move it back.
 
+use chrono::{DateTime, Utc};
 use mingus_common::billing::objects::{CheckoutView, CustomerView};
 use uuid::Uuid;
 
 use super::Apply;
 use crate::context::JobError;
 
-async fn deleted_since(a: &mut Apply<'_>, customer: &str) -> Result<bool, sqlx::Error> {
+/// When the customer was deleted: its applied tombstone, else a stored `customer.deleted` not applied yet.
+async fn deleted_at(
+    a: &mut Apply<'_>,
+    customer: &str,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM stripe_events
-                        WHERE object_id = $1 AND type = 'customer.deleted' AND created >= $2 AND id <> $3)",
+        "SELECT coalesce(
+             (SELECT deleted_at FROM stripe_customers WHERE customer_id = $1),
+             (SELECT min(created) FROM stripe_events
+              WHERE object_id = $1 AND type = 'customer.deleted' AND id <> $2))",
     )
     .bind(customer)
-    .bind(a.event.created)
     .bind(&a.event.id)
     .fetch_one(&mut *a.conn)
     .await
@@ -36,8 +47,45 @@ async fn user_exists(a: &mut Apply<'_>, user_id: Uuid) -> Result<bool, sqlx::Err
         .await
 }
 
-/// Links `customer` to `user_id`, moving the link from any other user.
+/// Records in the link history that `customer` belongs to `user_id` as of this event, unless a newer
+/// link event already moved it (then `false`). The tombstone, if any, is kept.
+async fn remember(a: &mut Apply<'_>, customer: &str, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    let written = sqlx::query(
+        "INSERT INTO stripe_customers (customer_id, user_id, linked_at) VALUES ($1, $2, $3)
+         ON CONFLICT (customer_id) DO UPDATE SET user_id = EXCLUDED.user_id, linked_at = EXCLUDED.linked_at
+         WHERE stripe_customers.user_id IS NULL OR stripe_customers.linked_at IS NULL
+            OR stripe_customers.linked_at <= EXCLUDED.linked_at",
+    )
+    .bind(customer)
+    .bind(user_id)
+    .bind(a.event.created)
+    .execute(&mut *a.conn)
+    .await?
+    .rows_affected();
+    Ok(written == 1)
+}
+
+/// Links `customer` to `user_id` as this event says, if the customer is not deleted: the live link
+/// (moved from any other user) and the history. A link event of a deleted customer that is not newer
+/// than the deletion is history only — the customer's older events resolve through it — and a newer one
+/// changes nothing.
 async fn link(a: &mut Apply<'_>, customer: &str, user_id: Uuid) -> Result<(), sqlx::Error> {
+    match deleted_at(a, customer).await? {
+        Some(deleted) if a.event.created > deleted => return Ok(()),
+        Some(deleted) => {
+            remember(a, customer, user_id).await?;
+            sqlx::query("UPDATE stripe_customers SET deleted_at = $2 WHERE customer_id = $1 AND deleted_at IS NULL")
+                .bind(customer)
+                .bind(deleted)
+                .execute(&mut *a.conn)
+                .await?;
+            return Ok(());
+        }
+        None => {}
+    }
+    if !remember(a, customer, user_id).await? {
+        return Ok(());
+    }
     sqlx::query("UPDATE users SET stripe_customer_id = NULL, updated_at = now() WHERE stripe_customer_id = $1 AND id <> $2")
         .bind(customer)
         .bind(user_id)
@@ -67,9 +115,6 @@ pub(super) async fn checkout_completed(a: &mut Apply<'_>) -> Result<(), JobError
         ))
     })?;
     a.lock(customer).await?;
-    if deleted_since(a, customer).await? {
-        return Ok(());
-    }
     if !user_exists(a, user_id).await? {
         return Err(JobError::Permanent(anyhow::anyhow!(
             "checkout names user {user_id}, who does not exist"
@@ -84,9 +129,6 @@ pub(super) async fn customer_changed(a: &mut Apply<'_>) -> Result<(), JobError> 
     let customer = CustomerView(&event.object);
     let customer_id = customer.id()?;
     a.lock(customer_id).await?;
-    if deleted_since(a, customer_id).await? {
-        return Ok(());
-    }
     if let Some(reference) = customer.user_reference() {
         match Uuid::parse_str(reference) {
             Ok(user_id) if user_exists(a, user_id).await? => link(a, customer_id, user_id).await?,
@@ -98,16 +140,23 @@ pub(super) async fn customer_changed(a: &mut Apply<'_>) -> Result<(), JobError> 
         }
         return Ok(());
     }
-    if let Some(email) = customer.email() {
-        sqlx::query(
-            "UPDATE users SET stripe_customer_id = $1, updated_at = now()
-             WHERE lower(email) = lower($2) AND stripe_customer_id IS NULL
-               AND NOT EXISTS (SELECT 1 FROM users WHERE stripe_customer_id = $1)",
-        )
-        .bind(customer_id)
-        .bind(email)
-        .execute(&mut *a.conn)
-        .await?;
+    // Otherwise by e-mail: a user without a customer, if no user has this one and no link was recorded.
+    let Some(email) = customer.email() else {
+        return Ok(());
+    };
+    let matched: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM users
+         WHERE lower(email) = lower($2) AND stripe_customer_id IS NULL
+           AND NOT EXISTS (SELECT 1 FROM users WHERE stripe_customer_id = $1)
+           AND NOT EXISTS (SELECT 1 FROM stripe_customers WHERE customer_id = $1 AND user_id IS NOT NULL)
+         ORDER BY created_at, id LIMIT 1",
+    )
+    .bind(customer_id)
+    .bind(email)
+    .fetch_optional(&mut *a.conn)
+    .await?;
+    if let Some(user_id) = matched {
+        link(a, customer_id, user_id).await?;
     }
     Ok(())
 }
@@ -116,6 +165,18 @@ pub(super) async fn customer_deleted(a: &mut Apply<'_>) -> Result<(), JobError> 
     let event = a.event;
     let customer_id = CustomerView(&event.object).id()?;
     a.lock(customer_id).await?;
+    // The tombstone keeps whom the customer belonged to (the live link, else a link already recorded).
+    sqlx::query(
+        "INSERT INTO stripe_customers (customer_id, user_id, deleted_at)
+         VALUES ($1, (SELECT id FROM users WHERE stripe_customer_id = $1), $2)
+         ON CONFLICT (customer_id) DO UPDATE SET
+             user_id = coalesce(EXCLUDED.user_id, stripe_customers.user_id),
+             deleted_at = least(EXCLUDED.deleted_at, stripe_customers.deleted_at)",
+    )
+    .bind(customer_id)
+    .bind(event.created)
+    .execute(&mut *a.conn)
+    .await?;
     sqlx::query("UPDATE users SET stripe_customer_id = NULL, updated_at = now() WHERE stripe_customer_id = $1")
         .bind(customer_id)
         .execute(&mut *a.conn)

@@ -27,6 +27,7 @@ use mingus_common::billing::{BillingError, Event, email};
 use mingus_common::config::stripe::{StripeConfig, StripeMode};
 use mingus_common::jobs::catalog::ProcessStripeEvent;
 use mingus_common::jobs::{Envelope, outbox};
+use mingus_common::stripe_api::{self, StripeApi};
 use serde_json::Value;
 use sqlx::{Acquire, PgConnection, PgPool};
 use uuid::Uuid;
@@ -78,6 +79,8 @@ pub(crate) struct Apply<'a> {
     pub changed_users: Vec<Uuid>,
     /// E-mail jobs staged in this transaction, pushed after commit.
     pub staged: Vec<Envelope>,
+    /// How a subscription state was ordered against the stored one (`stripe_events.order_decision`).
+    pub order_decision: Option<String>,
 }
 
 impl Apply<'_> {
@@ -102,11 +105,13 @@ impl Apply<'_> {
         Ok(())
     }
 
-    /// The user a Stripe customer is linked to.
+    /// The user this event's customer belongs to: its live link, or the link it had when it was deleted
+    /// if this event is not newer than the deletion (`mingus_customer_user`, migration `…21`).
     pub async fn user_of_customer(&mut self, customer: &str) -> Result<Option<Uuid>, sqlx::Error> {
-        sqlx::query_scalar("SELECT id FROM users WHERE stripe_customer_id = $1")
+        sqlx::query_scalar("SELECT mingus_customer_user($1, $2)")
             .bind(customer)
-            .fetch_optional(&mut *self.conn)
+            .bind(self.event.created)
+            .fetch_one(&mut *self.conn)
             .await
     }
 }
@@ -151,8 +156,45 @@ pub async fn process_event(
     for done in std::iter::once(done).chain(redriven) {
         ctx.evictor.after_commit(&done.changed_users);
         outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &done.staged).await;
+        if let Some((event_id, sub_id)) = &done.undecided {
+            refetch(ctx, event_id, sub_id).await;
+        }
     }
     Ok(outcome)
+}
+
+/// Two states of one subscription of the same second and rank that `previous_attributes` could not
+/// order were applied in processing order; with `STRIPE_API_KEY` configured, Stripe's current object is
+/// fetched (outside any transaction) and applied as a synthetic event, and the event records that.
+/// Without a key, or when Stripe does not answer, processing order stands (the nightly reconciliation
+/// is the backstop).
+async fn refetch(ctx: &JobContext, event_id: &str, sub_id: &str) {
+    let Ok(api) = StripeApi::from_config(&ctx.config) else {
+        return;
+    };
+    let mode = ctx.config.stripe.mode;
+    match stripe_api::refetch_subscription(&ctx.db, &ctx.enqueuer, &api, mode, sub_id).await {
+        Ok(staged) => {
+            tracing::info!(
+                event_id,
+                subscription = sub_id,
+                ?staged,
+                "same-second order undecided: subscription refetched"
+            );
+            let marked = sqlx::query(
+                "UPDATE stripe_events SET order_decision = 'same_second_refetched' WHERE id = $1",
+            )
+            .bind(event_id)
+            .execute(&ctx.db)
+            .await;
+            if let Err(err) = marked {
+                tracing::warn!(error = %err, event_id, "refetch decision not recorded");
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, event_id, subscription = sub_id, "subscription refetch failed; processing order stands");
+        }
+    }
 }
 
 /// Applies the events parked on `keys`, oldest first, then those parked on what they satisfied, up
@@ -216,6 +258,10 @@ struct Done {
     staged: Vec<Envelope>,
     /// What applying it may have satisfied: events parked on these keys are re-driven.
     satisfies: Vec<String>,
+    /// How a subscription state was ordered (recorded on the event by the closing statement).
+    order_decision: Option<String>,
+    /// (event, subscription) when that order was undecided: Stripe's object is fetched if configured.
+    undecided: Option<(String, String)>,
 }
 
 impl Done {
@@ -233,6 +279,8 @@ impl Done {
             changed_users: Vec::new(),
             staged: Vec::new(),
             satisfies: Vec::new(),
+            order_decision: None,
+            undecided: None,
         }
     }
 }
@@ -287,6 +335,7 @@ async fn process_staged(
                 outcome: done.outcome,
                 outbox_job,
                 changed_users: &done.changed_users,
+                order_decision: done.order_decision.as_deref(),
                 now,
             };
             if !mark(&mut tx, closing).await? {
@@ -345,9 +394,13 @@ async fn apply_in_one_call(
     now: DateTime<Utc>,
 ) -> Result<Done, JobError> {
     let err = match subscription::apply_in_one_call(conn, state, event_id, outbox_job, now).await {
-        Ok(OneCall::Processed(user)) => {
+        Ok(OneCall::Processed(user, decision)) => {
+            let undecided = (decision.as_deref() == Some(subscription::UNDECIDED))
+                .then(|| (event_id.to_owned(), state.subscription_id().to_owned()));
             return Ok(Done {
                 changed_users: user.into_iter().collect(),
+                order_decision: decision,
+                undecided,
                 ..Done::nothing(Outcome::Processed)
             });
         }
@@ -386,11 +439,20 @@ async fn apply(
         now,
         changed_users: Vec::new(),
         staged: Vec::new(),
+        order_decision: None,
     };
     let outcome = dispatch(&mut apply).await?;
+    let undecided = (apply.order_decision.as_deref() == Some(subscription::UNDECIDED)).then(|| {
+        (
+            event.id.clone(),
+            event.object["id"].as_str().unwrap_or_default().to_owned(),
+        )
+    });
     Ok(Done {
         changed_users: apply.changed_users,
         staged: apply.staged,
+        order_decision: apply.order_decision,
+        undecided,
         ..Done::nothing(outcome)
     })
 }
@@ -422,10 +484,11 @@ struct Closing<'a> {
     outcome: Outcome,
     outbox_job: Option<Uuid>,
     changed_users: &'a [Uuid],
+    order_decision: Option<&'a str>,
     now: DateTime<Utc>,
 }
 
-/// The closing statement, `mingus_close_stripe_event` (migration `…17`): recomputes the feature access
+/// The closing statement, `mingus_close_stripe_event` (migration `…21`): recomputes the feature access
 /// of the users whose access changed, completes the job's outbox row and marks the event — one round
 /// trip. `false` when the event reached a final status meanwhile (a concurrent replay finished it):
 /// nothing is marked and the caller rolls back.
@@ -435,12 +498,13 @@ async fn mark(conn: &mut PgConnection, closing: Closing<'_>) -> Result<bool, sql
         Outcome::Ignored => "ignored",
         Outcome::Quarantined => "quarantined",
     };
-    sqlx::query_scalar("SELECT mingus_close_stripe_event($1, $2, $3, $4, $5)")
+    sqlx::query_scalar("SELECT mingus_close_stripe_event($1, $2, $3, $4, $5, $6)")
         .bind(closing.event_id)
         .bind(status)
         .bind(closing.outbox_job)
         .bind(closing.changed_users)
         .bind(closing.now)
+        .bind(closing.order_decision)
         .fetch_one(conn)
         .await
 }

@@ -71,6 +71,8 @@ pub(super) struct State<'a> {
     ended_at: Option<DateTime<Utc>>,
     grace_until: Option<DateTime<Utc>>,
     is_creation: bool,
+    started_at: Option<DateTime<Utc>>,
+    event_id: &'a str,
 }
 
 impl<'a> State<'a> {
@@ -103,10 +105,13 @@ impl<'a> State<'a> {
                 .is_terminal()
                 .then(|| sub.ended_at().unwrap_or(event.created)),
             is_creation: event.kind == "customer.subscription.created",
+            started_at: sub.started_at(),
+            event_id: &event.id,
         })
     }
 
-    /// Binds the upsert's twenty arguments, in the order of `mingus_upsert_subscription_state`.
+    /// Binds the twenty arguments both functions share, in the order of `mingus_upsert_subscription_state`
+    /// (each caller binds what follows them).
     fn bind<'q, O>(
         &'q self,
         query: QueryAs<'q, Postgres, O, PgArguments>,
@@ -139,13 +144,20 @@ impl<'a> State<'a> {
     pub fn needs_transaction(&self) -> bool {
         self.status == StripeStatus::Canceled
     }
+
+    pub fn subscription_id(&self) -> &'a str {
+        self.sub_id
+    }
 }
+
+/// The decision of a same-second pair the payloads could not order (see migration `…21`).
+pub(super) const UNDECIDED: &str = "same_second_processing_order";
 
 /// What [`apply_in_one_call`] did.
 pub(super) enum OneCall {
-    /// Applied (with the owner whose access was recomputed) or older than the stored state (`None`);
-    /// the event is marked `processed` and the outbox row completed, committed.
-    Processed(Option<Uuid>),
+    /// Applied (with the owner whose access was recomputed) or older than the stored state (`None`),
+    /// and how it was ordered; the event is marked `processed` and the outbox row completed, committed.
+    Processed(Option<Uuid>, Option<String>),
     /// No subscription row and no user for the customer yet: nothing written.
     Unlinked,
     /// The event reached a final status meanwhile: the call rolled back, theirs stands.
@@ -162,17 +174,20 @@ pub(super) async fn apply_in_one_call(
     now: DateTime<Utc>,
 ) -> Result<OneCall, sqlx::Error> {
     let query = sqlx::query_as(
-        "SELECT out_outcome, out_user_id FROM mingus_apply_subscription_state($1, $2, $3,
-             $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+        "SELECT out_outcome, out_user_id, out_decision FROM mingus_apply_subscription_state($1, $2, $3,
+             $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
     )
     .bind(event_id)
     .bind(outbox_job)
     .bind(now);
-    let result: Result<(String, Option<Uuid>), sqlx::Error> =
-        state.bind(query).fetch_one(conn).await;
+    let result: Result<(String, Option<Uuid>, Option<String>), sqlx::Error> = state
+        .bind(query)
+        .bind(state.started_at)
+        .fetch_one(conn)
+        .await;
     match result {
-        Ok((outcome, _)) if outcome == "unlinked" => Ok(OneCall::Unlinked),
-        Ok((_, user_id)) => Ok(OneCall::Processed(user_id)),
+        Ok((outcome, _, _)) if outcome == "unlinked" => Ok(OneCall::Unlinked),
+        Ok((_, user_id, decision)) => Ok(OneCall::Processed(user_id, decision)),
         Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some(ALREADY_FINAL) => {
             Ok(OneCall::AlreadyFinal)
         }
@@ -199,10 +214,16 @@ pub(super) fn unlinked(state: &State<'_>) -> JobError {
 pub(super) async fn apply_state(a: &mut Apply<'_>) -> Result<Option<Applied>, JobError> {
     let state = State::of(a.event, a.stripe)?;
     let query = sqlx::query_as(
-        "SELECT mingus_upsert_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-             $14, $15, $16, $17, $18, $19, $20)",
+        "SELECT out_user_id, out_decision FROM mingus_upsert_subscription_state($1, $2, $3, $4, $5, $6, $7,
+             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
     );
-    let (written,): (Option<Uuid>,) = state.bind(query).fetch_one(&mut *a.conn).await?;
+    let (written, decision): (Option<Uuid>, Option<String>) = state
+        .bind(query)
+        .bind(state.event_id)
+        .bind(state.started_at)
+        .fetch_one(&mut *a.conn)
+        .await?;
+    a.order_decision = decision;
     let Some(user_id) = written else {
         let known: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE stripe_subscription_id = $1)",

@@ -4,7 +4,7 @@
 //! a stream delivered in reverse took minutes to converge.
 //!
 //! Now the failure names what the event waits for (a key: `customer:cus_…`, `subscription:sub_…`,
-//! `invoice:in_…`), stored in `stripe_events.waits_for`. Every applied event names the keys it may have
+//! `invoice:in_…`, `charge:ch_…`), stored in `stripe_events.waits_for`. Every applied event names the keys it may have
 //! satisfied; the worker then claims the events parked on them (clearing the mark) and applies them at
 //! once, oldest `created` first, and so on for what those satisfy in turn. An event re-driven too early
 //! fails again and parks under its new key. The backoff retry stays as the fallback (a key never
@@ -51,6 +51,10 @@ pub(crate) fn invoice(id: &str) -> Option<String> {
     Some(format!("invoice:{id}"))
 }
 
+pub(crate) fn charge(id: &str) -> Option<String> {
+    Some(format!("charge:{id}"))
+}
+
 /// What `err` says the event waits for.
 pub(crate) fn waits_for(err: &JobError) -> Option<&str> {
     match err {
@@ -70,6 +74,7 @@ pub fn satisfied_by(event: &Event) -> Vec<String> {
         Some("customer") => keys.extend(id.as_deref().and_then(customer)),
         Some("subscription") => keys.extend(id.as_deref().and_then(subscription)),
         Some("invoice") => keys.extend(id.as_deref().and_then(invoice)),
+        Some("charge") => keys.extend(id.as_deref().and_then(charge)),
         _ => {}
     }
     // A customer named by id or as an expanded object (checkout sessions, subscriptions, invoices).
@@ -129,6 +134,8 @@ mod tests {
         assert_eq!(satisfied_by(&customer), ["customer:cus_3"]);
         let invoice = event(json!({"object": "invoice", "id": "in_1", "customer": "cus_1"}));
         assert_eq!(satisfied_by(&invoice), ["customer:cus_1", "invoice:in_1"]);
+        let charge = event(json!({"object": "charge", "id": "ch_1", "customer": "cus_1"}));
+        assert_eq!(satisfied_by(&charge), ["charge:ch_1", "customer:cus_1"]);
     }
 
     #[test]

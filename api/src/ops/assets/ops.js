@@ -307,6 +307,18 @@ function renderStripe(data) {
   });
   fill(document.querySelector("#stripe-events tbody"), rows, "stripe-empty");
   document.getElementById("replay-failed").disabled = !data.counts.failed;
+  renderDrift(data.drift || []);
+}
+
+// The nightly drift reports (local, and against Stripe's API when a key is configured): 0 expected.
+function renderDrift(reports) {
+  const parts = reports.map((r) => el("span", { class: "count", "data-drift-source": r.source },
+    `${r.source === "stripe" ? "Against Stripe" : "Local"} drift `,
+    el("b", { class: r.drift_count ? "bad" : "" }, fmtNumber(r.drift_count)),
+    ` of ${fmtNumber(r.checked)} checked · ${fmtTime(r.ran_at)}`,
+    r.items.length ? el("span", { class: "error" }, " — " + r.items.slice(0, 3).map((i) => `${i.kind} ${i.id}`).join(", ")) : ""));
+  document.getElementById("stripe-drift").replaceChildren(
+    ...(parts.length ? parts : [el("span", { class: "empty" }, "No drift report yet (the reconciliation runs nightly).")]));
 }
 
 // Re-read while the event or its processing job is unfinished, so the panel shows how a replay ended
@@ -317,7 +329,8 @@ function renderEvent(e) {
   const facts = [["Status", pill(e.status)], ["Type", e.type || "—"], ["Attempts", e.attempts],
     ["Received", fmtTime(e.received_at)], ["Created", fmtTime(e.created)], ["API version", e.api_version || "—"],
     ["Mode", e.livemode ? "live" : "test"], ["Object", e.object_id ? `${e.object_type || "object"} ${e.object_id}` : "—"],
-    ["Processed", fmtTime(e.processed_at)], ["Last error", el("span", { class: "bad" }, e.last_error || "—")]];
+    ["Processed", fmtTime(e.processed_at)], ["Last error", el("span", { class: "bad" }, e.last_error || "—")],
+    ["Waits for", e.waits_for || "—"], ["Ordering", e.order_decision || "—"]];
   if (e.job) facts.push(["Processing job", el("span", {}, jobLink(e.job.job_id), " ", pill(e.job.state))]);
   document.getElementById("event-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   const parsed = e.payload !== null;
