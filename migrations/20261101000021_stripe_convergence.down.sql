@@ -7,6 +7,9 @@ DROP FUNCTION IF EXISTS mingus_upsert_subscription_state(text, numeric, text, te
     timestamptz, boolean, text, timestamptz);
 DROP FUNCTION IF EXISTS mingus_close_stripe_event(text, text, uuid, uuid[], timestamptz, text);
 DROP FUNCTION IF EXISTS mingus_same_second_order(text, text);
+DROP FUNCTION IF EXISTS mingus_claim_parked_stripe_events(text[], integer);
+DROP FUNCTION IF EXISTS mingus_record_stripe_failure(text, text, boolean, text, boolean);
+DROP FUNCTION IF EXISTS mingus_stripe_wait_satisfied(text, text);
 DROP FUNCTION IF EXISTS mingus_customer_user(text, timestamptz);
 DROP INDEX IF EXISTS idx_billing_history_charge;
 ALTER TABLE billing_history DROP COLUMN IF EXISTS stripe_charge_id, DROP COLUMN IF EXISTS stripe_charge_at;

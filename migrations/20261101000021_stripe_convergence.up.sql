@@ -231,3 +231,74 @@ CREATE TABLE stripe_drift_reports (
     CONSTRAINT valid_drift_source CHECK (source IN ('local', 'stripe'))
 );
 CREATE INDEX idx_stripe_drift_reports_source ON stripe_drift_reports (source, ran_at DESC);
+
+-- 5. Parking without a lost wake-up (worker/src/stripe/waits.rs). An attempt that failed for lack of a
+--    dependency parks on its key after rolling back; the dependency's applier claims the parked events
+--    after its commit. Both take the key's advisory lock, and the park re-checks the dependency under
+--    it: either the claim runs after the park (and sees it), or the park runs after the dependency's
+--    commit (and sees the dependency, and the event is tried again at once instead of parking).
+CREATE FUNCTION mingus_stripe_wait_satisfied(p_key text, p_event_id text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_kind text := split_part(p_key, ':', 1);
+    v_id text := substr(p_key, length(split_part(p_key, ':', 1)) + 2);
+BEGIN
+    CASE v_kind
+        WHEN 'customer' THEN
+            RETURN mingus_customer_user(v_id, coalesce((SELECT created FROM stripe_events WHERE id = p_event_id),
+                                                       now())) IS NOT NULL;
+        WHEN 'subscription' THEN
+            RETURN EXISTS (SELECT 1 FROM subscriptions WHERE stripe_subscription_id = v_id);
+        WHEN 'invoice' THEN
+            RETURN EXISTS (SELECT 1 FROM billing_history WHERE stripe_invoice_id = v_id)
+                OR EXISTS (SELECT 1 FROM stripe_events WHERE object_id = v_id AND status = 'processed');
+        WHEN 'charge' THEN
+            RETURN EXISTS (SELECT 1 FROM stripe_events WHERE object_id = v_id AND status = 'processed');
+        ELSE
+            RETURN false;
+    END CASE;
+END
+$$;
+
+-- Records a failed attempt (the last one or a permanent error marks the event `failed`); an event
+-- waiting for `p_waits_for` is parked on it unless (`p_check`) the dependency is there by now: then it
+-- is left unparked and `true` says to try again at once.
+CREATE FUNCTION mingus_record_stripe_failure(p_event_id text, p_error text, p_dead boolean,
+    p_waits_for text, p_check boolean) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_ready boolean := false;
+BEGIN
+    IF p_waits_for IS NOT NULL AND NOT p_dead THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('stripe-wait:' || p_waits_for, 0));
+        IF p_check THEN
+            v_ready := mingus_stripe_wait_satisfied(p_waits_for, p_event_id);
+        END IF;
+    END IF;
+    UPDATE stripe_events SET attempts = attempts + 1, last_error = p_error,
+        status = CASE WHEN p_dead THEN 'failed' ELSE status END,
+        waits_for = CASE WHEN p_dead OR v_ready THEN NULL ELSE p_waits_for END
+    WHERE id = p_event_id;
+    RETURN v_ready;
+END
+$$;
+
+-- Claims the events parked on `p_keys` that still need applying, oldest first, clearing their mark;
+-- the keys' locks are taken first (in key order), so a park in progress finishes before the claim reads.
+CREATE FUNCTION mingus_claim_parked_stripe_events(p_keys text[], p_limit integer) RETURNS SETOF text
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('stripe-wait:' || k, 0))
+    FROM (SELECT DISTINCT k FROM unnest(p_keys) AS k ORDER BY k) keys;
+    RETURN QUERY
+        WITH claimed AS (
+            UPDATE stripe_events SET waits_for = NULL
+            WHERE waits_for = ANY(p_keys)
+            RETURNING id, status, created)
+        SELECT c.id::text FROM claimed c WHERE c.status = 'received'
+        ORDER BY c.created NULLS LAST, c.id LIMIT p_limit;
+END
+$$;

@@ -349,12 +349,28 @@ async fn an_operator_reads_a_failed_stripe_event_and_replays_it_from_the_dashboa
         (status_of(&app.db.pool, "evt_dashboard").await == "failed").then_some(())
     })
     .await;
+    // The nightly drift report counts the failed event.
+    let report = mingus_common::billing::drift::local(&app.db.pool)
+        .await
+        .unwrap();
+    mingus_common::billing::drift::store(&app.db.pool, "local", report.checked, &report.items)
+        .await
+        .unwrap();
 
     let driver = Driver::start();
     let client = driver.browser().await;
     sign_in(&client, &app).await;
     let row = r#"#stripe-events tr[data-event-id="evt_dashboard"]"#;
     visible(&client, row).await;
+    let drift = r#"#stripe-drift [data-drift-source="local"]"#;
+    assert_eq!(text_of(&client, &format!("{drift} b")).await, "1");
+    assert!(
+        text_of(&client, drift)
+            .await
+            .contains("event_stuck evt_dashboard"),
+        "{}",
+        text_of(&client, drift).await
+    );
     assert!(text_of(&client, row).await.contains("does not exist"));
     assert_eq!(
         text_of(&client, r#"#stripe-counts [data-status="failed"] b"#).await,

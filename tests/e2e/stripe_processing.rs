@@ -7,6 +7,7 @@ mod dead;
 mod event_types;
 mod failures;
 mod guard_sql;
+mod newest_first;
 mod payments;
 mod permutations;
 mod race;

@@ -113,7 +113,11 @@ async fn mark_pushed(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
 }
 
 /// Marks the outbox row of a finished job (success or dead letter).
-pub async fn complete(pool: &PgPool, job_id: Uuid, outcome: &str) -> Result<(), sqlx::Error> {
+pub async fn complete<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
+    job_id: Uuid,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE job_outbox SET completed_at = now(), outcome = $2 WHERE job_id = $1 AND completed_at IS NULL")
         .bind(job_id)
         .bind(outcome)

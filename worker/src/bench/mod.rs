@@ -12,6 +12,7 @@ mod phases;
 mod redis_benchmark;
 mod stats;
 pub mod stripe;
+pub mod stripe_convergence;
 mod worker;
 
 use std::path::PathBuf;

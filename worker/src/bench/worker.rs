@@ -134,14 +134,24 @@ impl WorkerProcess {
         env: &BenchEnv,
         limit: Duration,
     ) -> anyhow::Result<Duration> {
-        let mut conn = env.redis();
         let workers = env.keys.workers();
+        self.wait_registered_in(env, &workers, limit).await
+    }
+
+    /// [`Self::wait_registered`] for a worker of another queue than `bench` (its `workers` key).
+    pub async fn wait_registered_in(
+        &mut self,
+        env: &BenchEnv,
+        workers: &str,
+        limit: Duration,
+    ) -> anyhow::Result<Duration> {
+        let mut conn = env.redis();
         let tag = format!(":{}:", self.pid);
         let deadline = Instant::now() + limit;
         loop {
             self.ensure_running()?;
             let names: Vec<String> = redis::cmd("ZRANGE")
-                .arg(&workers)
+                .arg(workers)
                 .arg(0)
                 .arg(-1)
                 .query_async(&mut conn)

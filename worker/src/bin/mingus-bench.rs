@@ -2,6 +2,7 @@
 //!
 //! `cargo run --release -p mingus-worker --bin mingus-bench -- --jobs 20000,100000 --runs 3`
 //! `cargo run --release -p mingus-worker --bin mingus-bench -- stripe --events 20000 --runs 3`
+//! `cargo run --release -p mingus-worker --bin mingus-bench -- stripe-convergence --events 20000 --runs 3`
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ enum Command {
     ServeWorker(mingus_worker::Args),
     /// Stripe subscription events applied per second by one worker, beside a no-op drain.
     Stripe(bench::stripe::StripeOptions),
+    /// How long after the last delivery a stream delivered newest first is fully applied.
+    StripeConvergence(bench::stripe_convergence::ConvergenceOptions),
 }
 
 #[tokio::main]
@@ -47,6 +50,15 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::StripeConvergence(options)) => {
+            match bench::stripe_convergence::run(options).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("mingus-bench stripe-convergence: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => match bench::run(cli.options).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

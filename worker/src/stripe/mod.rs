@@ -285,7 +285,9 @@ impl Done {
     }
 }
 
-/// [`process_event_at`], returning what is left to do after the event's commit.
+/// [`process_event_at`], returning what is left to do after the event's commit. An attempt that failed
+/// for a dependency applied meanwhile (see [`record_failure`]) is made again at once, at most
+/// [`READY_RETRIES`] times.
 async fn process_staged(
     db: &PgPool,
     stripe: &StripeConfig,
@@ -294,6 +296,63 @@ async fn process_staged(
     attempt: Attempt,
     now: DateTime<Utc>,
 ) -> Result<Done, JobError> {
+    let mut retries = 0;
+    loop {
+        // The last immediate retry parks whatever it finds: its dependency check may be too broad.
+        let check = retries < READY_RETRIES;
+        match attempt_once(db, stripe, event_id, outbox_job, attempt, now, check).await {
+            Ok(done) => return Ok(done),
+            Err(Failed { ready: true, .. }) if retries < READY_RETRIES => retries += 1,
+            Err(failed) => return Err(failed.err),
+        }
+    }
+}
+
+/// Immediate attempts after a failure whose dependency was applied meanwhile.
+const READY_RETRIES: u32 = 3;
+
+/// A failed attempt; `ready` when what it waited for was applied while it failed.
+struct Failed {
+    err: JobError,
+    ready: bool,
+}
+
+impl<E: Into<JobError>> From<E> for Failed {
+    fn from(err: E) -> Self {
+        Failed {
+            err: err.into(),
+            ready: false,
+        }
+    }
+}
+
+/// Records a failed attempt (see [`record_failure`]) on the attempt's own connection, and returns it.
+/// (A second connection from the pool while holding the first deadlocked the pool when as many
+/// attempts as it has connections failed at once — a stream delivered newest first — until the
+/// acquire timeout, 30 s.)
+async fn failed(
+    conn: &mut PgConnection,
+    event_id: &str,
+    err: JobError,
+    attempt: Attempt,
+    check: bool,
+) -> Failed {
+    match record_failure(conn, event_id, &err, attempt, check).await {
+        Ok(ready) => Failed { err, ready },
+        Err(db_err) => Failed::from(db_err),
+    }
+}
+
+/// One attempt of [`process_staged`].
+async fn attempt_once(
+    db: &PgPool,
+    stripe: &StripeConfig,
+    event_id: &str,
+    outbox_job: Option<Uuid>,
+    attempt: Attempt,
+    now: DateTime<Utc>,
+    check: bool,
+) -> Result<Done, Failed> {
     // Read without a row lock: the transaction below marks the event only if no one finished it
     // meanwhile (a concurrent replay of the same event), and rolls back otherwise. A lock here cost a
     // WAL record on every event to protect against a rare race the conditional mark catches anyway.
@@ -304,25 +363,28 @@ async fn process_staged(
             .fetch_optional(&mut *conn)
             .await?;
     let Some((status, payload)) = row else {
-        return Err(JobError::Permanent(anyhow::anyhow!(
+        return Err(Failed::from(JobError::Permanent(anyhow::anyhow!(
             "stripe event {event_id:?} is not stored"
-        )));
+        ))));
     };
     if is_final(&status) {
-        complete_outbox(db, outbox_job).await?;
+        complete_outbox(&mut conn, outbox_job).await?;
         return Ok(Done::nothing(Outcome::AlreadyFinal));
     }
     let event = match parse(event_id, payload) {
         Ok(event) => event,
-        Err(err) => {
-            record_failure(db, event_id, &err, attempt).await?;
-            return Err(err);
-        }
+        Err(err) => return Err(failed(&mut conn, event_id, err, attempt, check).await),
     };
     let satisfies = waits::satisfied_by(&event);
     if let Some(state) = one_call_state(&event, stripe) {
-        let done =
-            apply_in_one_call(db, &mut conn, &state, event_id, outbox_job, attempt, now).await?;
+        let call = OneCallAttempt {
+            event_id,
+            outbox_job,
+            attempt,
+            now,
+            check,
+        };
+        let done = apply_in_one_call(&mut conn, &state, call).await?;
         return Ok(done.satisfying(satisfies));
     }
     // One commit per event: the applied state, the event's status and the job's outbox completion are
@@ -341,7 +403,7 @@ async fn process_staged(
             if !mark(&mut tx, closing).await? {
                 // Someone else finished this event while we applied it: theirs stands.
                 tx.rollback().await?;
-                complete_outbox(db, outbox_job).await?;
+                complete_outbox(&mut conn, outbox_job).await?;
                 return Ok(Done::nothing(Outcome::AlreadyFinal));
             }
             tx.commit().await?;
@@ -349,8 +411,7 @@ async fn process_staged(
         }
         Err(err) => {
             tx.rollback().await?;
-            record_failure(db, event_id, &err, attempt).await?;
-            Err(err)
+            Err(failed(&mut conn, event_id, err, attempt, check).await)
         }
     }
 }
@@ -384,15 +445,27 @@ fn is_of_mode(event: &Event, stripe: &StripeConfig) -> bool {
 
 /// A subscription state event in one round trip (see `subscription::apply_in_one_call`), with the same
 /// outcomes as the transaction path.
-async fn apply_in_one_call(
-    db: &PgPool,
-    conn: &mut PgConnection,
-    state: &subscription::State<'_>,
-    event_id: &str,
+/// The attempt a one-call application belongs to.
+struct OneCallAttempt<'a> {
+    event_id: &'a str,
     outbox_job: Option<Uuid>,
     attempt: Attempt,
     now: DateTime<Utc>,
-) -> Result<Done, JobError> {
+    check: bool,
+}
+
+async fn apply_in_one_call(
+    conn: &mut PgConnection,
+    state: &subscription::State<'_>,
+    call: OneCallAttempt<'_>,
+) -> Result<Done, Failed> {
+    let OneCallAttempt {
+        event_id,
+        outbox_job,
+        attempt,
+        now,
+        check,
+    } = call;
     let err = match subscription::apply_in_one_call(conn, state, event_id, outbox_job, now).await {
         Ok(OneCall::Processed(user, decision)) => {
             let undecided = (decision.as_deref() == Some(subscription::UNDECIDED))
@@ -405,14 +478,13 @@ async fn apply_in_one_call(
             });
         }
         Ok(OneCall::AlreadyFinal) => {
-            complete_outbox(db, outbox_job).await?;
+            complete_outbox(conn, outbox_job).await?;
             return Ok(Done::nothing(Outcome::AlreadyFinal));
         }
         Ok(OneCall::Unlinked) => subscription::unlinked(state),
         Err(err) => err.into(),
     };
-    record_failure(db, event_id, &err, attempt).await?;
-    Err(err)
+    Err(failed(conn, event_id, err, attempt, check).await)
 }
 
 /// Statuses an event never leaves by processing.
@@ -510,9 +582,12 @@ async fn mark(conn: &mut PgConnection, closing: Closing<'_>) -> Result<bool, sql
 }
 
 /// Completes the job's outbox row when the event needed nothing (already final).
-async fn complete_outbox(db: &PgPool, outbox_job: Option<Uuid>) -> Result<(), sqlx::Error> {
+async fn complete_outbox(
+    conn: &mut PgConnection,
+    outbox_job: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
     match outbox_job {
-        Some(job_id) => outbox::complete(db, job_id, "succeeded").await,
+        Some(job_id) => outbox::complete(&mut *conn, job_id, "succeeded").await,
         None => Ok(()),
     }
 }
@@ -539,27 +614,26 @@ pub async fn give_up(db: &PgPool, event_id: &str, error: &str) -> Result<(), sql
 }
 
 /// Records a failed attempt after the transaction rolled back; the last one (or a permanent error)
-/// marks the event `failed`.
+/// marks it `failed`. An event waiting for a dependency is parked on its key — unless (`check`) the
+/// dependency was applied meanwhile (after this attempt read its absence, before the park): then nothing
+/// parks it and `true` says to try again at once. The key's lock, which the re-drive's claim also takes
+/// (`waits::claim`), orders the two, so a dependency is never applied unseen by a parked event
+/// (`mingus_record_stripe_failure`, migration `…21`).
 async fn record_failure(
-    db: &PgPool,
+    conn: &mut PgConnection,
     event_id: &str,
     err: &JobError,
     attempt: Attempt,
-) -> Result<(), sqlx::Error> {
+    check: bool,
+) -> Result<bool, sqlx::Error> {
     let dead = matches!(err, JobError::Permanent(_)) || attempt.is_last();
     let message = error_text(&err.to_string());
-    // Parked on what it waits for (waits.rs), unless it is failing for good.
-    let waits_for = waits::waits_for(err).filter(|_| !dead);
-    sqlx::query(
-        "UPDATE stripe_events SET attempts = attempts + 1, last_error = $2,
-             status = CASE WHEN $3 THEN 'failed' ELSE status END, waits_for = $4
-         WHERE id = $1",
-    )
-    .bind(event_id)
-    .bind(message)
-    .bind(dead)
-    .bind(waits_for)
-    .execute(db)
-    .await
-    .map(|_| ())
+    sqlx::query_scalar("SELECT mingus_record_stripe_failure($1, $2, $3, $4, $5)")
+        .bind(event_id)
+        .bind(message)
+        .bind(dead)
+        .bind(waits::waits_for(err))
+        .bind(check)
+        .fetch_one(conn)
+        .await
 }

@@ -7,7 +7,9 @@
 //! `invoice:in_…`, `charge:ch_…`), stored in `stripe_events.waits_for`. Every applied event names the keys it may have
 //! satisfied; the worker then claims the events parked on them (clearing the mark) and applies them at
 //! once, oldest `created` first, and so on for what those satisfy in turn. An event re-driven too early
-//! fails again and parks under its new key. The backoff retry stays as the fallback (a key never
+//! fails again and parks under its new key. Park and claim take the key's lock, and the park checks
+//! the dependency again under it: a dependency applied between an attempt's read and its park is seen
+//! there, and the event is tried again at once (no lost wake-up waiting for the backoff). The backoff retry stays as the fallback (a key never
 //! satisfied, a worker that stops mid-way): it finds the event final and does nothing.
 
 use mingus_common::billing::Event;
@@ -86,23 +88,17 @@ pub fn satisfied_by(event: &Event) -> Vec<String> {
 }
 
 /// Claims the events parked on `keys` that still need applying, oldest first, and clears their mark
-/// (one that fails again parks anew).
+/// (one that fails again parks anew). Under the keys' locks, so a park in progress is seen
+/// (`mingus_claim_parked_stripe_events`, migration `…21`).
 pub async fn claim(db: &PgPool, keys: &[String], limit: usize) -> Result<Vec<String>, sqlx::Error> {
     if keys.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    sqlx::query_scalar(
-        "WITH claimed AS (
-             UPDATE stripe_events SET waits_for = NULL
-             WHERE waits_for = ANY($1)
-             RETURNING id, status, created)
-         SELECT id FROM claimed WHERE status = 'received'
-         ORDER BY created NULLS LAST, id LIMIT $2",
-    )
-    .bind(keys)
-    .bind(limit as i64)
-    .fetch_all(db)
-    .await
+    sqlx::query_scalar("SELECT mingus_claim_parked_stripe_events($1, $2)")
+        .bind(keys)
+        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+        .fetch_all(db)
+        .await
 }
 
 #[cfg(test)]
