@@ -13,7 +13,10 @@
 use sqlx::PgPool;
 
 use crate::row::{Action, Finding};
-use crate::spec::{TABLES, USER_HEALTH_CHECKINS, USER_PROFILES};
+use uuid::Uuid;
+
+use crate::ids;
+use crate::spec::{TABLES, USER_HEALTH_CHECKINS, USER_PROFILES, USERS};
 
 async fn execute(pool: &PgPool, statement: String) -> sqlx::Result<u64> {
     Ok(sqlx::query(sqlx::AssertSqlSafe(statement))
@@ -27,6 +30,7 @@ pub async fn reconcile(
     pool: &PgPool,
     schema: &str,
     rejected_users: &[i64],
+    replacing: Option<u64>,
 ) -> anyhow::Result<Vec<Finding>> {
     let s = schema;
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -74,12 +78,17 @@ pub async fn reconcile(
         .await?;
     }
 
-    // 2. Already a PostgreSQL user.
+    // 2. Already a PostgreSQL user (not counting the users of the batch a --force run replaces: they go
+    //    in the same transaction as these arrive).
+    let (lo, hi) = replacing.map_or((Uuid::nil(), Uuid::nil()), |tag| {
+        ids::range(tag, USERS.code)
+    });
     execute(
         pool,
         format!(
             "WITH taken AS (
-                 DELETE FROM {s}.users u WHERE EXISTS (SELECT 1 FROM public.users p WHERE lower(p.email) = u.email)
+                 DELETE FROM {s}.users u WHERE EXISTS (SELECT 1 FROM public.users p WHERE lower(p.email) = u.email
+                     AND NOT (p.id BETWEEN '{lo}' AND '{hi}'))
                  RETURNING src_rowid, email),
              noted AS (INSERT INTO {s}.user_gone SELECT src_rowid FROM taken ON CONFLICT DO NOTHING)
              INSERT INTO {s}.rejects SELECT 'users', src_rowid, 'email', email,

@@ -141,16 +141,19 @@ pub async fn import(pool: &PgPool, options: &ImportOptions) -> anyhow::Result<Im
         backfill_days: 0,
         verification: None,
     };
-    if !options.dry_run && !options.force {
-        let mut conn = pool.acquire().await?;
-        if let Some((existing, _)) = apply::live_batch(&mut conn, &source.sha256).await? {
-            summary.outcome = Outcome::AlreadyImported(existing);
-            return Ok(summary);
-        }
+    let live = apply::live_batch(&mut *pool.acquire().await?, &source.sha256).await?;
+    // A dry run answers what the real run would: nothing to do.
+    if let Some((existing, _)) = live
+        && !options.force
+    {
+        summary.outcome = Outcome::AlreadyImported(existing);
+        return Ok(summary);
     }
+    // With --force the live batch is replaced: its users are not "already in PostgreSQL".
+    let replacing = live.filter(|_| options.force).map(|(_, tag)| tag as u64);
     let schema = stage::schema_name(&source.sha256);
     stage::create(pool, &schema).await?;
-    let result = staged(pool, options, source, &schema, &mut summary).await;
+    let result = staged(pool, options, source, &schema, replacing, &mut summary).await;
     // Scratch space either way (a killed run's is dropped by the next run's `stage::create`).
     let dropped = stage::drop_schema(pool, &schema).await;
     result?;
@@ -163,6 +166,7 @@ async fn staged(
     options: &ImportOptions,
     source: source::Source,
     schema: &str,
+    replacing: Option<u64>,
     summary: &mut ImportSummary,
 ) -> anyhow::Result<()> {
     let tag = ids::tag_of(summary.batch);
@@ -174,7 +178,7 @@ async fn staged(
     // The read transaction (and the file's SHARED lock) ends here.
     drop(source);
 
-    let later = reconcile::reconcile(pool, schema, &loaded.rejected_users).await?;
+    let later = reconcile::reconcile(pool, schema, &loaded.rejected_users, replacing).await?;
     let mut later_by_table: HashMap<String, u64> = HashMap::new();
     for finding in &later {
         *later_by_table.entry(finding.table.clone()).or_default() += 1;
