@@ -173,7 +173,7 @@ fn write_user(
     let created = start() + Duration::minutes(i64::from(i) * 7);
     let address = match i % 30 {
         7 if i > 1 => email(i - 1).to_uppercase(),
-        13 => format!("{} at example.com", FIRST[i as usize % FIRST.len()]),
+        13 => format!("{}{i} at example.com", FIRST[i as usize % FIRST.len()]),
         _ => email(i),
     };
     let is_active = match i % 9 {
@@ -333,7 +333,7 @@ fn write_checkins(
             PHRASES[rng.random_range(0..PHRASES.len())],
             PHRASES[rng.random_range(0..PHRASES.len())]
         );
-        if n % 13 == 0 {
+        if n.is_multiple_of(13) {
             notes.push_str(" 😀🙏");
         }
         if n % 101 == 5 {
@@ -480,7 +480,7 @@ fn write_reminders(
             .and_then(|d| d.and_hms_opt(14, 0, 0))
             .unwrap_or_default()
             + Duration::days(k as i64);
-        let enabled = if i % 5 == 0 && k == 0 {
+        let enabled = if i.is_multiple_of(5) && k == 0 {
             Value::Null
         } else {
             Value::Integer(1)

@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn the_tag_is_the_first_48_bits_of_the_batch_id() {
-        let batch = Uuid::from_u128(0xabcdef012345_6789_0000_000000000000);
+        let batch = Uuid::from_u128(0xabcd_ef01_2345_6789_0000_0000_0000_0000);
         assert_eq!(tag_of(batch), 0xabcd_ef01_2345);
     }
 }

@@ -70,8 +70,8 @@ pub fn parse_bool(raw: Raw<'_>) -> Outcome {
     let value = match raw {
         Raw::Int(0) => Some(false),
         Raw::Int(1) => Some(true),
-        Raw::Real(r) if r == 0.0 => Some(false),
-        Raw::Real(r) if r == 1.0 => Some(true),
+        Raw::Real(0.0) => Some(false),
+        Raw::Real(1.0) => Some(true),
         Raw::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "t" | "yes" | "y" | "on" => Some(true),
             "0" | "false" | "f" | "no" | "n" | "off" => Some(false),
