@@ -38,7 +38,7 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct FixtureArgs {
-    /// Users to generate (about 100 KB of SQLite each).
+    /// Users to generate (about 90 KB of SQLite each with the default check-ins).
     #[arg(long)]
     pub users: u32,
     /// The file to write (must not exist).
@@ -47,7 +47,7 @@ pub struct FixtureArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Daily check-ins per user.
-    #[arg(long, default_value_t = 240)]
+    #[arg(long, default_value_t = 365)]
     pub checkins_per_user: u32,
 }
 
@@ -144,6 +144,9 @@ fn print_summary(summary: &ImportSummary, elapsed: std::time::Duration) {
     }
     if let Some(report) = &summary.verification {
         print_verification(report);
+    }
+    for (phase, seconds) in &summary.phases {
+        println!("{phase:>38}: {seconds:.1} s");
     }
     println!("took {:.1} s", elapsed.as_secs_f64());
 }

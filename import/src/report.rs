@@ -18,10 +18,14 @@ fn csv_field(out: &mut String, value: &str) {
     }
 }
 
-/// The CSV text of `findings` (RFC 4180 quoting).
-pub fn to_csv(findings: &[Finding]) -> String {
-    let mut out = String::from("table,source_rowid,column,value,reason,action\n");
+/// The CSV text of `findings` (RFC 4180 quoting), written line by line (a big report is never one
+/// string in memory).
+pub fn write_csv(out: &mut impl Write, findings: &[Finding]) -> std::io::Result<()> {
+    out.write_all(b"table,source_rowid,column,value,reason,action\n")?;
+    let mut line = String::new();
     for f in findings {
+        line.clear();
+        let out_line = &mut line;
         for (i, field) in [
             f.table.as_str(),
             &f.source_rowid.to_string(),
@@ -34,13 +38,14 @@ pub fn to_csv(findings: &[Finding]) -> String {
         .enumerate()
         {
             if i > 0 {
-                out.push(',');
+                out_line.push(',');
             }
-            csv_field(&mut out, field);
+            csv_field(out_line, field);
         }
-        out.push('\n');
+        out_line.push('\n');
+        out.write_all(line.as_bytes())?;
     }
-    out
+    Ok(())
 }
 
 /// Writes `rejects.csv` and `rejects.json` into `dir` (created if missing); returns their paths.
@@ -48,8 +53,11 @@ pub fn write(dir: &Path, findings: &[Finding]) -> anyhow::Result<(PathBuf, PathB
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let csv = dir.join("rejects.csv");
     let json = dir.join("rejects.json");
-    std::fs::write(&csv, to_csv(findings))
-        .with_context(|| format!("cannot write {}", csv.display()))?;
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&csv).with_context(|| format!("cannot write {}", csv.display()))?,
+    );
+    write_csv(&mut file, findings)?;
+    file.flush()?;
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&json).with_context(|| format!("cannot write {}", json.display()))?,
     );
@@ -74,8 +82,10 @@ mod tests {
             reason: "plain".into(),
             action: Action::Rejected,
         }];
+        let mut out = Vec::new();
+        write_csv(&mut out, &findings).unwrap();
         assert_eq!(
-            to_csv(&findings),
+            String::from_utf8(out).unwrap(),
             "table,source_rowid,column,value,reason,action\nusers,3,email,\"a,\"\"b\"\"\nc\",plain,rejected\n"
         );
     }

@@ -66,6 +66,8 @@ pub struct ImportSummary {
     pub report: Option<(PathBuf, PathBuf)>,
     pub backfill_days: usize,
     pub verification: Option<Verification>,
+    /// Seconds per phase (load, reconcile, fingerprint, move, verify), for the benchmark.
+    pub phases: Vec<(&'static str, f64)>,
 }
 
 /// Refuses a database whose migrations (this importer's `import_batches` among them) are not all applied.
@@ -140,6 +142,7 @@ pub async fn import(pool: &PgPool, options: &ImportOptions) -> anyhow::Result<Im
         report: None,
         backfill_days: 0,
         verification: None,
+        phases: Vec::new(),
     };
     let live = apply::live_batch(&mut *pool.acquire().await?, &source.sha256).await?;
     // A dry run answers what the real run would: nothing to do.
@@ -172,13 +175,20 @@ async fn staged(
     let tag = ids::tag_of(summary.batch);
     let (_multi, bars) = bars(options.progress, &source.counts);
     let import_time = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let mut clock = std::time::Instant::now();
+    let mut lap = |summary: &mut ImportSummary, phase| {
+        summary.phases.push((phase, clock.elapsed().as_secs_f64()));
+        clock = std::time::Instant::now();
+    };
     let (source, loaded) = load::load(pool, schema, source, tag, import_time, bars).await?;
+    lap(summary, "load (read, transform, COPY)");
     let path = source.path.display().to_string();
     let revision = source.revision.clone();
     // The read transaction (and the file's SHARED lock) ends here.
     drop(source);
 
     let later = reconcile::reconcile(pool, schema, &loaded.rejected_users, replacing).await?;
+    lap(summary, "reconcile");
     let mut later_by_table: HashMap<String, u64> = HashMap::new();
     for finding in &later {
         *later_by_table.entry(finding.table.clone()).or_default() += 1;
@@ -197,6 +207,7 @@ async fn staged(
         .count() as u64;
 
     let expected = fingerprint::compute(pool, Side::Staging(schema)).await?;
+    lap(summary, "fingerprint staging");
     let mut counts = BTreeMap::new();
     for (index, table) in TABLES.iter().enumerate() {
         let rejected =
@@ -261,8 +272,10 @@ async fn staged(
             summary.outcome = Outcome::AlreadyImported(existing);
         }
         Applied::Imported { replaced } => {
+            lap(summary, "move (one transaction)");
             summary.outcome = Outcome::Imported { replaced };
             summary.verification = Some(verify::verify(pool, summary.batch).await?);
+            lap(summary, "verify");
         }
     }
     Ok(())
