@@ -65,6 +65,10 @@ pub enum Command {
     /// Monthly partitions: premake, rescue, retire.
     #[command(subcommand)]
     Partitions(crate::admin_analytics::PartitionsCommand),
+    /// Imports the Flask app's development SQLite database (or --verify / --rollback a batch).
+    ImportSqlite(crate::admin_import::ImportArgs),
+    /// Writes a development SQLite database with realistic dirt, for trying and testing the import.
+    SqliteFixture(crate::admin_import::FixtureArgs),
 }
 
 impl Command {
@@ -88,6 +92,8 @@ pub async fn execute(cli: Cli, config: &Config) -> anyhow::Result<()> {
         Command::Stripe(command) => crate::admin_stripe::execute(command, config).await,
         Command::Analytics(command) => crate::admin_analytics::analytics(command, config).await,
         Command::Partitions(command) => crate::admin_analytics::partitions(command, config).await,
+        Command::ImportSqlite(args) => crate::admin_import::import(args, config).await,
+        Command::SqliteFixture(args) => crate::admin_import::generate_fixture(args),
         Command::Migrate {
             down_to: None,
             status: false,

@@ -24,6 +24,7 @@ mod resilience;
 mod retention;
 mod rls;
 mod scheduler;
+mod sqlite_import;
 mod stripe_cli;
 mod stripe_processing;
 mod text_input;

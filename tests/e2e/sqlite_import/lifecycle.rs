@@ -1,0 +1,227 @@
+//! A batch's life: dry run, import, re-run, --force, verification catching hand edits, rollback, the
+//! rejects threshold and the staged analytics backfill.
+
+use mingus_import::Outcome;
+use mingus_tests::TestDb;
+use uuid::Uuid;
+
+use super::{Scratch, id_of, import_ok, options, small_fixture, written};
+
+#[tokio::test]
+async fn a_dry_run_reports_everything_and_writes_nothing() {
+    let db = TestDb::new().await;
+    let scratch = Scratch::new();
+    let path = small_fixture(&scratch);
+    let before = written(&db.pool).await;
+    let dry = mingus_import::import(
+        &db.pool,
+        &mingus_import::ImportOptions {
+            dry_run: true,
+            ..options(&path, &scratch)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.outcome, Outcome::DryRun);
+    assert_eq!(written(&db.pool).await, before);
+    assert!(dry.rejected_rows > 0 && dry.repaired_values > 0);
+    let (csv, _) = dry.report.clone().unwrap();
+    assert!(csv.exists());
+    // The real import then reports the same.
+    let real = import_ok(&db.pool, &options(&path, &scratch)).await;
+    assert_eq!(real.findings, dry.findings);
+    assert_eq!(
+        real.tables.iter().map(|t| t.imported).collect::<Vec<_>>(),
+        dry.tables.iter().map(|t| t.imported).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn the_same_file_imports_once_and_force_replaces_its_batch() {
+    let db = TestDb::new().await;
+    let scratch = Scratch::new();
+    let path = small_fixture(&scratch);
+    let first = import_ok(&db.pool, &options(&path, &scratch)).await;
+    let after_first = written(&db.pool).await;
+    let again = mingus_import::import(&db.pool, &options(&path, &scratch))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyImported(first.batch));
+    assert_eq!(written(&db.pool).await, after_first);
+
+    let forced = import_ok(
+        &db.pool,
+        &mingus_import::ImportOptions {
+            force: true,
+            ..options(&path, &scratch)
+        },
+    )
+    .await;
+    assert_eq!(
+        forced.outcome,
+        Outcome::Imported {
+            replaced: Some(first.batch)
+        }
+    );
+    assert_eq!(
+        written(&db.pool).await.0,
+        after_first.0,
+        "same users, not twice"
+    );
+    let statuses: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, status FROM import_batches ORDER BY imported_at")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses,
+        [
+            (first.batch, "rolled_back".to_owned()),
+            (forced.batch, "completed".to_owned())
+        ]
+    );
+    assert!(mingus_import::verify(&db.pool, first.batch).await.is_err());
+}
+
+#[tokio::test]
+async fn verification_catches_a_row_changed_or_deleted_by_hand() {
+    let db = TestDb::new().await;
+    let scratch = Scratch::new();
+    let summary = import_ok(&db.pool, &options(&small_fixture(&scratch), &scratch)).await;
+    let batch = summary.batch;
+    assert!(mingus_import::verify(&db.pool, batch).await.unwrap().ok());
+
+    // One cent more on one questionnaire.
+    let changed = sqlx::query(
+        "UPDATE financial_questionnaire_submissions SET monthly_income = monthly_income + 0.01 WHERE id = $1",
+    )
+    .bind(id_of(batch, 4, 2))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    let report = mingus_import::verify(&db.pool, batch).await.unwrap();
+    assert!(!report.ok());
+    let text = report.differences.join("\n");
+    assert!(
+        text.contains("financial_questionnaire_submissions: the checksum"),
+        "{text}"
+    );
+    assert!(
+        text.contains("money per user differs for 1 users"),
+        "{text}"
+    );
+    assert!(text.contains(&id_of(batch, 1, 1).to_string()), "{text}");
+
+    // A deleted check-in is a count difference.
+    sqlx::query("DELETE FROM user_health_checkins WHERE id = $1")
+        .bind(id_of(batch, 3, 1))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let report = mingus_import::verify(&db.pool, batch).await.unwrap();
+    let text = report.differences.join("\n");
+    assert!(
+        text.contains("user_health_checkins:") && text.contains("live"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn rollback_removes_exactly_the_batch_and_refuses_to_take_later_rows_silently() {
+    let db = TestDb::new().await;
+    let scratch = Scratch::new();
+    // A user who signed up on the new system before the import.
+    let existing: Uuid =
+        sqlx::query_scalar("INSERT INTO users (email) VALUES ('someone@new.example') RETURNING id")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let before = written(&db.pool).await;
+    let path = small_fixture(&scratch);
+    let summary = import_ok(&db.pool, &options(&path, &scratch)).await;
+    // After the import, the application adds a check-in for an imported user.
+    let later: Uuid = sqlx::query_scalar(
+        "INSERT INTO user_health_checkins (user_id, checkin_date, stress_level, energy_level, mood_rating)
+         VALUES ($1, '2026-11-30', 4, 5, 6) RETURNING id",
+    )
+    .bind(id_of(summary.batch, 1, 1))
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let refused = mingus_import::rollback(&db.pool, summary.batch, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("user_health_checkins.user_id: 1") && refused.contains("--force"),
+        "{refused}"
+    );
+    assert_eq!(
+        written(&db.pool).await.0,
+        before.0 + summary.tables[0].imported as i64
+    );
+
+    sqlx::query("DELETE FROM user_health_checkins WHERE id = $1")
+        .bind(later)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let done = mingus_import::rollback(&db.pool, summary.batch, false)
+        .await
+        .unwrap();
+    let users_deleted = done.deleted.iter().find(|(t, _)| t == "users").unwrap().1;
+    assert_eq!(users_deleted, summary.tables[0].imported);
+    let (users, rows, batches, staging) = written(&db.pool).await;
+    assert_eq!((users, rows, staging), (before.0, before.1, 0));
+    assert_eq!(batches, 1, "the batch row stays, marked rolled back");
+    let still: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+        .bind(existing)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(still);
+    let again = mingus_import::rollback(&db.pool, summary.batch, false)
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("already rolled back"));
+    // The file can be imported again after its rollback.
+    import_ok(&db.pool, &options(&path, &scratch)).await;
+}
+
+#[tokio::test]
+async fn more_rejects_than_allowed_aborts_with_nothing_imported() {
+    let db = TestDb::new().await;
+    let scratch = Scratch::new();
+    let path = small_fixture(&scratch);
+    let before = written(&db.pool).await;
+    let err = mingus_import::import(
+        &db.pool,
+        &mingus_import::ImportOptions {
+            max_rejects: Some(3),
+            ..options(&path, &scratch)
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("more than --max-rejects 3: nothing was imported"),
+        "{err}"
+    );
+    assert_eq!(written(&db.pool).await, before);
+}
+
+#[tokio::test]
+async fn the_import_stages_the_analytics_rollup_of_the_days_it_covers() {
+    let db = TestDb::new().await;
+    let scratch = Scratch::new();
+    let summary = import_ok(&db.pool, &options(&small_fixture(&scratch), &scratch)).await;
+    assert!(summary.backfill_days > 0);
+    let staged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM job_outbox WHERE kind = 'analytics.rollup_shard'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(staged, summary.backfill_days as i64 * 2);
+}
