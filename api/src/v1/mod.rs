@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod cors;
 pub mod display_text;
 pub mod extract;
@@ -132,6 +133,9 @@ fn routes() -> Routes {
             "/v1/team/memberships/{owner_id}/analytics-sharing",
             team::analytics::set_sharing,
         )
+        .add(Method::POST, "/v1/billing/portal", billing::portal)
+        .add(Method::POST, "/v1/billing/cancel", billing::cancel)
+        .add(Method::POST, "/v1/billing/resume", billing::resume)
         .add(Method::GET, "/v1/usage", usage::list)
         .add(Method::GET, "/v1/usage/{metric}", usage::read_one)
         .add(Method::POST, "/v1/usage/{metric}", usage::consume)

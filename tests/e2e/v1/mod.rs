@@ -3,6 +3,7 @@
 mod analytics;
 mod api_keys;
 mod auth;
+mod billing;
 mod cors;
 mod features;
 mod limits;
