@@ -23,7 +23,7 @@ pub async fn on_tier(scratch: &Scratch, count: usize, tier: &str) -> anyhow::Res
     sqlx::query(
         "INSERT INTO subscriptions (user_id, plan_tier, plan_price, billing_cycle, status,
                                     current_period_start, current_period_end)
-         SELECT id, t.tier_name, t.monthly_price, 'monthly', 'active', now() - interval '1 day',
+         SELECT u.id, t.tier_name, t.monthly_price, 'monthly', 'active', now() - interval '1 day',
                 now() + interval '29 days'
          FROM UNNEST($1::uuid[]) AS u(id) JOIN pricing_tiers t ON t.tier_name = $2",
     )
