@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 pub mod scenarios;
+mod writes;
+
+pub use writes::Scripted;
 
 /// The secret key tests configure (`STRIPE_API_KEY`).
 pub const TEST_KEY: &str = "sk_test_mingus_fixture_server_key";
@@ -111,6 +114,9 @@ pub struct RecordedRequest {
     pub query: Vec<(String, String)>,
     pub authorization: Option<String>,
     pub stripe_version: Option<String>,
+    /// POSTs: the `Idempotency-Key` header and the form body.
+    pub idempotency_key: Option<String>,
+    pub form: Vec<(String, String)>,
 }
 
 impl RecordedRequest {
@@ -129,6 +135,8 @@ struct Data {
     events: Vec<(Value, bool)>,
     requests: Vec<RecordedRequest>,
     delay: Duration,
+    /// POSTs: answers scripted for the next calls, and the answers given per idempotency key.
+    writes: writes::Writes,
 }
 
 type Shared = Arc<Mutex<Data>>;
@@ -148,6 +156,14 @@ impl StripeServer {
             .route("/v1/subscriptions", get(list_subscriptions))
             .route("/v1/subscriptions/{id}", get(retrieve_subscription))
             .route("/v1/events", get(list_events))
+            .route(
+                "/v1/billing_portal/sessions",
+                axum::routing::post(writes::portal_session),
+            )
+            .route(
+                "/v1/subscriptions/{id}",
+                axum::routing::post(writes::update_subscription),
+            )
             .with_state(data.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -222,6 +238,8 @@ async fn accept(
             query: query.to_vec(),
             authorization: authorization.clone(),
             stripe_version: header("stripe-version"),
+            idempotency_key: None,
+            form: Vec::new(),
         });
         data.delay
     };

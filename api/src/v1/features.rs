@@ -48,23 +48,26 @@ impl Catalogue {
     }
 }
 
-/// Every feature of the catalogue, checked for the caller.
+/// Every feature of the catalogue, checked for the caller, and every metric of the plan (as `GET
+/// /v1/usage` answers them).
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::FeaturesRead)?;
     let names = state.v1.features.names(&state).await?;
-    let checks = state
-        .entitlements
-        .check_all(
-            principal.user_id,
-            names.iter().map(String::as_str),
-            Utc::now(),
-        )
-        .await
-        .map_err(super::dependency_error)?;
-    Ok(Json(json!({ "features": checks })))
+    let now = Utc::now();
+    // Every metric of the plan too (issue 21): check-ins have no feature of their own, and the caps'
+    // usage tells the app that a downgraded user is over a cap (`over_limit`).
+    let (checks, metrics) = tokio::join!(
+        state
+            .entitlements
+            .check_all(principal.user_id, names.iter().map(String::as_str), now),
+        state.entitlements.metrics(principal.user_id, now),
+    );
+    let checks = checks.map_err(super::dependency_error)?;
+    let metrics = metrics.map_err(super::dependency_error)?;
+    Ok(Json(json!({ "features": checks, "metrics": metrics })))
 }
 
 /// One feature, checked for the caller; 404 for a name no tier offers. The caller's cached plan was

@@ -5,8 +5,10 @@
 //! handler takes [`Principal`] as an argument and calls `principal.require(Scope::…)` for what it does;
 //! bodies and paths go through [`JsonBody`] and [`PathParam`] so bad input answers our JSON errors.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod cors;
 pub mod display_text;
 pub mod extract;
@@ -20,6 +22,7 @@ pub mod rate_limit;
 pub mod reports;
 pub mod scopes;
 pub mod team;
+pub mod usage;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -118,6 +121,24 @@ fn routes() -> Routes {
         .add(Method::GET, "/v1/reports", reports::list)
         .add(Method::GET, "/v1/reports/{id}", reports::get_one)
         .add(Method::GET, "/v1/reports/{id}/download", reports::download)
+        .add(Method::GET, "/v1/analytics", analytics::get)
+        .add(Method::GET, "/v1/team/analytics", team::analytics::get)
+        .add(
+            Method::GET,
+            "/v1/team/memberships/{owner_id}/analytics-sharing",
+            team::analytics::sharing,
+        )
+        .add(
+            Method::PUT,
+            "/v1/team/memberships/{owner_id}/analytics-sharing",
+            team::analytics::set_sharing,
+        )
+        .add(Method::POST, "/v1/billing/portal", billing::portal)
+        .add(Method::POST, "/v1/billing/cancel", billing::cancel)
+        .add(Method::POST, "/v1/billing/resume", billing::resume)
+        .add(Method::GET, "/v1/usage", usage::list)
+        .add(Method::GET, "/v1/usage/{metric}", usage::read_one)
+        .add(Method::POST, "/v1/usage/{metric}", usage::consume)
 }
 
 /// The method and path template of every `/v1` route.

@@ -9,6 +9,9 @@
 //! | `team:read` | listing team members |
 //! | `team:write` | inviting, changing and removing team members |
 //! | `api_keys:read` | `GET /v1/api-keys` (creating and revoking keys needs a user session) |
+//! | `usage:read` | `GET /v1/usage…` |
+//! | `analytics:read` | `GET /v1/analytics` |
+//! | `usage:write` | `POST /v1/usage/{metric}` (consuming metered units) |
 
 use std::fmt;
 
@@ -22,16 +25,22 @@ pub enum Scope {
     TeamRead,
     TeamWrite,
     ApiKeysRead,
+    UsageRead,
+    UsageWrite,
+    AnalyticsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 9] = [
         Scope::FeaturesRead,
         Scope::ReportsRead,
         Scope::ReportsWrite,
         Scope::TeamRead,
         Scope::TeamWrite,
         Scope::ApiKeysRead,
+        Scope::UsageRead,
+        Scope::UsageWrite,
+        Scope::AnalyticsRead,
     ];
 
     /// A key created without `scopes` may read, not write.
@@ -45,6 +54,9 @@ impl Scope {
             Scope::TeamRead => "team:read",
             Scope::TeamWrite => "team:write",
             Scope::ApiKeysRead => "api_keys:read",
+            Scope::UsageRead => "usage:read",
+            Scope::UsageWrite => "usage:write",
+            Scope::AnalyticsRead => "analytics:read",
         }
     }
 

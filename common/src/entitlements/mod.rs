@@ -25,6 +25,7 @@
 mod cache;
 pub mod evict;
 pub mod features;
+pub mod metrics;
 pub mod reset;
 mod store;
 mod usage_reads;

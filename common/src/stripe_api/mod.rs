@@ -12,8 +12,10 @@
 //!   `customer.subscription.updated` event per drifted subscription so the normal, guarded processing
 //!   path applies Stripe's current state.
 //!
-//! `mingus-admin stripe …` and the nightly `billing.stripe_reconcile` job call these functions.
+//! `mingus-admin stripe …` and the nightly `billing.stripe_reconcile` job call these functions; the plan
+//! routes of the API call [`billing`].
 
+pub mod billing;
 mod fetch;
 mod reconcile;
 mod store;

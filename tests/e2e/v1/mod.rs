@@ -1,12 +1,16 @@
 //! The `/v1` API's authentication, API keys and rate limits end to end, and the helpers they share.
 
+mod analytics;
 mod api_keys;
 mod auth;
+mod billing;
 mod cors;
 mod features;
+mod limits;
 mod provisioning;
 mod rate_limit;
 mod team;
+mod usage;
 
 use std::time::Duration;
 

@@ -153,7 +153,7 @@ pub async fn create(
 }
 
 /// The `Idempotency-Key` header, if sent: 1–255 printable ASCII characters, else 400.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };

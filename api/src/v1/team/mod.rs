@@ -11,12 +11,15 @@
 //! | `POST /v1/team/invitations/{token}/decline` | the invited user (user token only) | — |
 //! | `GET /v1/team/memberships` | any user: the teams they belong to (user token only) | — |
 //! | `DELETE /v1/team/memberships/{owner_id}` | a member leaving (user token only) | — |
+//! | `GET`/`PUT /v1/team/memberships/{owner_id}/analytics-sharing` | a member: share their analytics with the owner | — |
+//! | `GET /v1/team/analytics` | the owner (user token only): sharing members' analytics | — |
 //!
 //! "Acting for" the owner is the `Mingus-Account` header ([`super::membership`]); the account a call works
 //! on is `principal.account(role)`. Inviting and resending need the owner's `team_management` (Executive)
 //! and count against its `team_members` cap (active + pending rows); listing, changing roles and removing
 //! do not need the plan, so an owner who downgraded can still see and clean up the team.
 
+pub mod analytics;
 pub mod invitations;
 pub mod members;
 pub mod memberships;

@@ -3,10 +3,12 @@
 //! in the same run, closed-loop (saturation), then open-loop at `--rate` (10,000/s by default: the
 //! latency at the target rate). With `--via-nginx …` (`deploy/production/ci/bench-proxied.sh`),
 //! the route is also measured through nginx and PgBouncer in every run, and the ratios printed.
-//! Release mode: `cargo run --release -p mingus-bench --bin mingus-bench-api -- features` (or `-- reports`).
+//! Release mode: `cargo run --release -p mingus-bench --bin mingus-bench-api -- features` (or `-- reports`,
+//! `-- usage`).
 
 mod features;
 mod reports;
+mod usage;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +49,12 @@ enum Route {
     },
     /// `POST /v1/reports`: a new report per request (stored, usage consumed, job enqueued).
     Reports,
+    /// `POST /v1/usage/{metric}`: a new Idempotency-Key per request (the metered-usage consume), then a
+    /// contention check: `--contention` concurrent consumes of one user's limit of 50 grant exactly 50.
+    Usage {
+        #[arg(long, default_value_t = 2_000)]
+        contention: usize,
+    },
 }
 
 /// The API's settings for the benchmark: a JWT secret, and a user rate limit no run reaches (the
@@ -160,9 +168,14 @@ async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
             "POST /v1/reports",
             Box::new(|n| reports::requests(&tokens, n)),
         ),
+        Route::Usage { .. } => (
+            "POST /v1/usage/{metric}",
+            Box::new(|n| usage::requests(&tokens, n)),
+        ),
     };
     let rate = args.rate.or(match args.route {
         Route::Features { .. } => Some(10_000.0),
+        Route::Usage { .. } => Some(5_000.0),
         Route::Reports => None,
     });
     let at = format!(" at {} req/s", rate.unwrap_or(0.0));
@@ -208,6 +221,19 @@ async fn run(args: &Args, scratch: &Scratch) -> anyhow::Result<()> {
         let per_run = args.requests * if rate.is_some() { 2 } else { 1 };
         let sent = sides.len() * (args.users * 4 + args.runs * per_run);
         reports::verify(scratch, sent).await?;
+    }
+    if let Route::Usage { contention } = args.route {
+        let per_run = args.requests * if rate.is_some() { 2 } else { 1 };
+        let sent = sides.len() * (args.users * 4 + args.runs * per_run);
+        usage::verify(scratch, sent).await?;
+        let token = users::on_tier(scratch, 1, "professional").await?.remove(0);
+        let granted =
+            usage::contention(scratch, &direct, &token, contention, args.connections).await?;
+        println!(
+            "contention: {contention} concurrent consumes of one user's ai_insights_per_month (limit 50) over {} connections: {granted} granted, {} refused with 429",
+            args.connections,
+            contention - granted
+        );
     }
     println!();
     println!(

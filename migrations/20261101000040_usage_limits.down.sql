@@ -1,0 +1,14 @@
+DROP TRIGGER IF EXISTS team_members_cap ON team_members;
+DROP TRIGGER IF EXISTS goals_cap ON goals;
+DROP TRIGGER IF EXISTS user_health_checkins_count ON user_health_checkins;
+DROP FUNCTION IF EXISTS mingus_team_member_cap();
+DROP FUNCTION IF EXISTS mingus_goal_cap();
+DROP FUNCTION IF EXISTS mingus_checkin_counts();
+DROP FUNCTION IF EXISTS mingus_enforce_cap(uuid, text);
+DROP FUNCTION IF EXISTS mingus_consume_for_row(uuid, text, bigint);
+DROP FUNCTION IF EXISTS mingus_raise_limit(text, bigint, bigint, timestamptz, text);
+DROP FUNCTION IF EXISTS mingus_consume_usage(uuid, text, text, bigint, bigint, timestamptz, timestamptz, uuid);
+DROP TABLE IF EXISTS usage_events;
+DROP FUNCTION IF EXISTS mingus_metric_limit(uuid, text, timestamptz);
+DROP FUNCTION IF EXISTS mingus_metric_features(text);
+DROP FUNCTION IF EXISTS mingus_parse_limit(jsonb);
