@@ -79,9 +79,10 @@ DROP FUNCTION mingus_upsert_subscription_state(text, numeric, text, text, text, 
     timestamptz, boolean);
 DROP FUNCTION mingus_close_stripe_event(text, text, uuid, uuid[], timestamptz);
 
--- The subscription upsert behind the ordering guard. The stored row is locked first, so the decision
--- (`out_decision`) is taken against the state the write replaces; the guard is also kept in the
--- upsert's WHERE for the race of two first events, which meet at the unique index. `out_user_id` is the
+-- The subscription upsert behind the ordering guard and the same-second order, both decided in the
+-- upsert's WHERE under the row lock ON CONFLICT takes (a race of two first events meets at the unique
+-- index). `out_decision` says how the event stood to the stored state read just before (what the event
+-- records; only a concurrent event of the same subscription can make it differ from what the WHERE saw). `out_user_id` is the
 -- owner when the state was written, NULL when the stored state was kept or no user owns the customer.
 -- A subscription written for the first time takes over the refunds filed (by charge time, without an
 -- invoice: basil) under an older subscription of its owner while it was not known yet: each refund
@@ -100,12 +101,13 @@ DECLARE
     v_at timestamptz;
     v_rank smallint;
     v_event text;
-    v_tie_applies boolean := true;
     v_sub uuid;
 BEGIN
+    -- Read without a lock (a row lock costs a WAL record per event): the decision is what the event is
+    -- recorded with; what is written is decided again under the upsert's row lock, in its WHERE.
     SELECT stripe_event_at, coalesce(stripe_status_rank, (-32768)::smallint), stripe_event_id
     INTO v_at, v_rank, v_event
-    FROM subscriptions WHERE stripe_subscription_id = p_subscription FOR UPDATE;
+    FROM subscriptions WHERE stripe_subscription_id = p_subscription;
     IF v_at IS NULL THEN
         out_decision := 'first';
     ELSIF p_event_at > v_at THEN
@@ -120,7 +122,7 @@ BEGIN
         out_decision := 'same_second_late_created';
     ELSE
         CASE mingus_same_second_order(v_event, p_event_id)
-            WHEN 'before' THEN out_decision := 'same_second_previous_before'; v_tie_applies := false;
+            WHEN 'before' THEN out_decision := 'same_second_previous_before';
             WHEN 'after' THEN out_decision := 'same_second_previous_after';
             ELSE out_decision := 'same_second_processing_order';
         END CASE;
@@ -147,9 +149,13 @@ BEGIN
         stripe_status_rank = EXCLUDED.stripe_status_rank, ended_at = EXCLUDED.ended_at,
         grace_until = EXCLUDED.grace_until, stripe_event_id = EXCLUDED.stripe_event_id,
         stripe_started_at = coalesce(EXCLUDED.stripe_started_at, s.stripe_started_at), updated_at = now()
-    WHERE v_tie_applies
-      AND mingus_guard_allows(s.stripe_event_at, s.stripe_status_rank,
+    WHERE mingus_guard_allows(s.stripe_event_at, s.stripe_status_rank,
                               EXCLUDED.stripe_event_at, EXCLUDED.stripe_status_rank, p_is_creation)
+      -- Same second and rank: not when the stored change started from this state (previous_attributes).
+      AND NOT (s.stripe_event_at = EXCLUDED.stripe_event_at
+               AND s.stripe_status_rank IS NOT DISTINCT FROM EXCLUDED.stripe_status_rank
+               AND s.stripe_event_id IS NOT NULL
+               AND mingus_same_second_order(s.stripe_event_id, p_event_id) = 'before')
     RETURNING s.user_id, s.id INTO out_user_id, v_sub;
     IF out_user_id IS NOT NULL AND out_decision = 'first' AND p_started_at IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock(hashtextextended(p_customer, 0));
