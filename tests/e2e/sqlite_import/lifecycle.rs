@@ -225,3 +225,38 @@ async fn the_import_stages_the_analytics_rollup_of_the_days_it_covers() {
             .unwrap();
     assert_eq!(staged, summary.backfill_days as i64 * 2);
 }
+
+#[tokio::test]
+async fn historical_checkins_land_in_their_months_partitions_not_the_default() {
+    let db = TestDb::new().await;
+    let scratch = Scratch::new();
+    let summary = import_ok(&db.pool, &options(&small_fixture(&scratch), &scratch)).await;
+    let checkins = summary
+        .tables
+        .iter()
+        .find(|t| t.table == "user_health_checkins")
+        .unwrap()
+        .imported as i64;
+    assert!(checkins > 0);
+    let (in_default, historical, in_months): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM user_health_checkins_default),
+                (SELECT count(*) FROM user_health_checkins WHERE checkin_date < date_trunc('month', current_date)),
+                (SELECT count(*) FROM user_health_checkins c
+                  WHERE c.tableoid::regclass::text = 'user_health_checkins_p' || to_char(c.checkin_date, 'YYYY_MM'))",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        in_default, 0,
+        "no imported check-in is in the default partition"
+    );
+    assert_eq!(
+        historical, checkins,
+        "the fixture's check-ins are all before the premade months"
+    );
+    assert_eq!(
+        in_months, checkins,
+        "every check-in is in its month's partition"
+    );
+}
