@@ -235,7 +235,8 @@ async fn checkout_refusals_are_typed_and_reach_stripe_only_when_they_must() {
     assert_eq!(subscribed.status, StatusCode::CONFLICT);
     assert_eq!(subscribed.code(), "subscription_exists");
 
-    let key = key_with(&app, fresh, &["usage:write"], 1000).await;
+    // API keys exist only on plans with API access (the Executive owner's).
+    let key = key_with(&app, owner, &["usage:write"], 1000).await;
     let by_key = post_plan(&app, CHECKOUT, &key, "essentials", "monthly").await;
     assert_eq!((by_key.status, by_key.code()), (StatusCode::FORBIDDEN, "user_session_required"));
     let (admin, _) = super::team::join(&app, owner, "admin").await;
