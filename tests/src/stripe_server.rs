@@ -2,8 +2,8 @@
 //! published fixtures (`shared/stripe-fixtures`): `GET /v1/subscriptions` (list, `status`, pagination),
 //! `GET /v1/subscriptions/{id}` and `GET /v1/events` (`delivery_success`, `created[gte|gt|lte|lt]`,
 //! `type`, `starting_after`, `limit`), and the plan routes' writes (`writes.rs`, `plans.rs`). Every
-//! request is recorded, so tests can assert what the client
-//! sent (key, query). Errors have Stripe's `{"error": {…}}` shape.
+//! request is recorded, so tests can assert what the client sent (key, query, form). Errors have
+//! Stripe's `{"error": {…}}` shape.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

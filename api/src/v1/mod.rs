@@ -134,7 +134,11 @@ fn routes() -> Routes {
             team::analytics::set_sharing,
         )
         .add(Method::GET, "/v1/billing", billing::pending::show)
-        .add(Method::POST, "/v1/billing/checkout", billing::checkout::checkout)
+        .add(
+            Method::POST,
+            "/v1/billing/checkout",
+            billing::checkout::checkout,
+        )
         .add(Method::POST, "/v1/billing/change", billing::change::change)
         .add(Method::POST, "/v1/billing/portal", billing::portal)
         .add(Method::POST, "/v1/billing/cancel", billing::cancel)

@@ -77,7 +77,9 @@ pub(super) fn parse(vars: &Vars<'_>, production: bool) -> Result<StripeConfig, C
         .map("STRIPE_TRIAL_DAYS", |days| {
             let days: u32 = days.parse().map_err(|e| format!("{days:?}: {e}"))?;
             if days > MAX_TRIAL_DAYS {
-                return Err(format!("{days} days: Stripe allows at most {MAX_TRIAL_DAYS}"));
+                return Err(format!(
+                    "{days} days: Stripe allows at most {MAX_TRIAL_DAYS}"
+                ));
             }
             Ok(days)
         })?

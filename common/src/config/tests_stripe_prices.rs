@@ -27,7 +27,10 @@ fn prices_and_trials_are_typed_and_prices_also_name_their_tier() {
         stripe.price_of(Tier::Executive, BillingCycle::Annual),
         Some("price_xa")
     );
-    assert_eq!(stripe.price_of(Tier::Executive, BillingCycle::Monthly), None);
+    assert_eq!(
+        stripe.price_of(Tier::Executive, BillingCycle::Monthly),
+        None
+    );
     // The webhook side recognises a configured price without repeating it in STRIPE_PRICE_TIERS.
     assert_eq!(stripe.price_tiers["price_xa"], "executive");
     assert_eq!(stripe.price_tiers["legacy_price"], "professional");
@@ -55,5 +58,8 @@ fn mistakes_name_the_variable() {
     ])
     .unwrap_err();
     assert_eq!(conflict.variable(), "STRIPE_PRICES");
-    assert!(conflict.to_string().contains("STRIPE_PRICE_TIERS"), "{conflict}");
+    assert!(
+        conflict.to_string().contains("STRIPE_PRICE_TIERS"),
+        "{conflict}"
+    );
 }

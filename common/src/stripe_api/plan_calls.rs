@@ -37,6 +37,8 @@ pub struct Downgrade<'a> {
     /// The current period (Unix seconds): the first phase, kept as it is.
     pub period_start: i64,
     pub period_end: i64,
+    /// A trial still running: kept on the first phase (a phase without it would end the trial now).
+    pub trial_end: Option<i64>,
 }
 
 /// What a plan change needs to know of Stripe's current subscription (either API shape).
@@ -48,6 +50,8 @@ pub struct LiveSubscription {
     pub period_end: i64,
     /// The schedule that manages it, if any (e.g. a downgrade asked before).
     pub schedule: Option<String>,
+    /// The end of its trial, while trialing.
+    pub trial_end: Option<i64>,
 }
 
 impl LiveSubscription {
@@ -65,6 +69,9 @@ impl LiveSubscription {
                 Value::Object(schedule) => schedule["id"].as_str().map(str::to_owned),
                 _ => None,
             },
+            trial_end: (sub["status"] == "trialing")
+                .then(|| sub["trial_end"].as_i64())
+                .flatten(),
         })
     }
 }
@@ -158,7 +165,8 @@ impl BillingApi {
             downgrade.period_start.to_string(),
             downgrade.period_end.to_string(),
         );
-        let form = [
+        let trial_end = downgrade.trial_end.map(|t| t.to_string());
+        let mut form = vec![
             ("end_behavior", "release"),
             ("proration_behavior", "none"),
             ("phases[0][items][0][price]", downgrade.current_price),
@@ -169,6 +177,9 @@ impl BillingApi {
             ("phases[1][items][0][quantity]", "1"),
             ("phases[1][iterations]", "1"),
         ];
+        if let Some(trial_end) = trial_end.as_deref() {
+            form.push(("phases[0][trial_end]", trial_end));
+        }
         let path = format!("/v1/subscription_schedules/{schedule}");
         self.post(&path, &form, idempotency_key).await
     }
@@ -197,12 +208,19 @@ mod tests {
                             "current_period_start": 10, "current_period_end": 20}]}});
         let live = LiveSubscription::of(&basil).unwrap();
         assert_eq!((live.period_start, live.period_end), (10, 20));
-        assert_eq!(live.schedule, None);
+        assert_eq!((live.schedule, live.trial_end), (None, None));
+        let mut trialing = basil.clone();
+        trialing["status"] = json!("trialing");
+        trialing["trial_end"] = json!(20);
+        assert_eq!(LiveSubscription::of(&trialing).unwrap().trial_end, Some(20));
         let pre_basil = json!({"schedule": "sub_sched_1", "current_period_start": 1,
                                "current_period_end": 2,
                                "items": {"data": [{"id": "si_1", "price": {"id": "price_a"}}]}});
         let live = LiveSubscription::of(&pre_basil).unwrap();
-        assert_eq!((live.item.as_str(), live.price.as_str()), ("si_1", "price_a"));
+        assert_eq!(
+            (live.item.as_str(), live.price.as_str()),
+            ("si_1", "price_a")
+        );
         assert_eq!(live.schedule.as_deref(), Some("sub_sched_1"));
         assert_eq!(LiveSubscription::of(&json!({})), None);
     }

@@ -30,11 +30,13 @@ async fn local_plan(billing: &Billing) -> (String, String) {
 async fn an_upgrade_is_invoiced_now_and_settled_by_the_webhook() {
     let billing = billing().await;
     let Billing { app, stripe, owner } = &billing;
-    sqlx::query("UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1")
-        .bind(owner)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1",
+    )
+    .bind(owner)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
     let token = user_token(app, *owner);
 
     let upgraded = post_plan(app, CHANGE, &token, "executive", "monthly").await;
@@ -44,8 +46,14 @@ async fn an_upgrade_is_invoiced_now_and_settled_by_the_webhook() {
     assert_eq!(upgraded.body["subscription_id"], SUBSCRIPTION);
     assert!(upgraded.body["effective_at"].is_null(), "now");
     let requests = stripe.requests();
-    assert_eq!(requests[0].method, "GET", "Stripe's current item is read first");
-    assert_eq!(requests[0].path, format!("/v1/subscriptions/{SUBSCRIPTION}"));
+    assert_eq!(
+        requests[0].method, "GET",
+        "Stripe's current item is read first"
+    );
+    assert_eq!(
+        requests[0].path,
+        format!("/v1/subscriptions/{SUBSCRIPTION}")
+    );
     let writes = stripe.writes();
     assert_eq!(writes.len(), 1);
     assert_eq!(writes[0].path, format!("/v1/subscriptions/{SUBSCRIPTION}"));
@@ -81,10 +89,21 @@ async fn an_upgrade_is_invoiced_now_and_settled_by_the_webhook() {
     let state = SubscriptionState {
         lookup_key: "executive_monthly",
         unit_amount: 9_900,
-        ..SubscriptionState::new(SUBSCRIPTION, CUSTOMER, "active", (now - 86_400, now + 29 * 86_400))
+        ..SubscriptionState::new(
+            SUBSCRIPTION,
+            CUSTOMER,
+            "active",
+            (now - 86_400, now + 29 * 86_400),
+        )
     };
     let updated = fx::subscription(ApiShape::Basil, &state);
-    let event = envelope(ApiShape::Basil, "evt_upgrade_1", "customer.subscription.updated", now, updated);
+    let event = envelope(
+        ApiShape::Basil,
+        "evt_upgrade_1",
+        "customer.subscription.updated",
+        now,
+        updated,
+    );
     deliver(&app.db.pool, &app.config.stripe, &event, Utc::now())
         .await
         .unwrap();
@@ -92,17 +111,22 @@ async fn an_upgrade_is_invoiced_now_and_settled_by_the_webhook() {
         local_plan(&billing).await,
         ("executive".to_owned(), "monthly".to_owned())
     );
-    assert!(pending(app, &token).await.is_empty(), "settled by the webhook");
+    assert!(
+        pending(app, &token).await.is_empty(),
+        "settled by the webhook"
+    );
 }
 
 #[tokio::test]
 async fn a_downgrade_is_scheduled_for_the_period_end_and_an_upgrade_releases_it() {
     let Billing { app, stripe, owner } = billing().await;
-    sqlx::query("UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1")
-        .bind(owner)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1",
+    )
+    .bind(owner)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
     let token = user_token(&app, owner);
     let live = stripe.subscription(SUBSCRIPTION).unwrap();
     let item = &live["items"]["data"][0];
@@ -112,7 +136,12 @@ async fn a_downgrade_is_scheduled_for_the_period_end_and_an_upgrade_releases_it(
     );
 
     let downgraded = post_plan(&app, CHANGE, &token, "essentials", "monthly").await;
-    assert_eq!(downgraded.status, StatusCode::ACCEPTED, "{}", downgraded.body);
+    assert_eq!(
+        downgraded.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        downgraded.body
+    );
     assert_eq!(downgraded.body["action"], "downgrade");
     let effective: DateTime<Utc> =
         serde_json::from_value(downgraded.body["effective_at"].clone()).unwrap();
@@ -121,7 +150,10 @@ async fn a_downgrade_is_scheduled_for_the_period_end_and_an_upgrade_releases_it(
     let paths: Vec<&str> = writes.iter().map(|w| w.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["/v1/subscription_schedules", "/v1/subscription_schedules/sub_sched_test_1"],
+        [
+            "/v1/subscription_schedules",
+            "/v1/subscription_schedules/sub_sched_test_1"
+        ],
         "the subscription itself is not changed now"
     );
     assert_eq!(form(&writes[0], "from_subscription"), Some(SUBSCRIPTION));
@@ -147,8 +179,14 @@ async fn a_downgrade_is_scheduled_for_the_period_end_and_an_upgrade_releases_it(
     assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
     let writes = stripe.writes();
     assert_eq!(writes.len(), 3, "no second schedule");
-    assert_eq!(writes[2].path, "/v1/subscription_schedules/sub_sched_test_1");
-    assert_eq!(form(&writes[2], "phases[1][items][0][price]"), Some("price_ess_a"));
+    assert_eq!(
+        writes[2].path,
+        "/v1/subscription_schedules/sub_sched_test_1"
+    );
+    assert_eq!(
+        form(&writes[2], "phases[1][items][0][price]"),
+        Some("price_ess_a")
+    );
     let shown = pending(&app, &token).await;
     assert_eq!(shown.len(), 1);
     assert_eq!(shown[0]["cycle"], "annual");
@@ -180,19 +218,46 @@ async fn change_refusals_are_typed_and_a_declined_card_changes_nothing() {
     let token = user_token(app, *owner);
     let refusals = [
         ("executive", "monthly", StatusCode::CONFLICT, "same_plan"),
-        ("gold", "monthly", StatusCode::UNPROCESSABLE_ENTITY, "invalid_plan"),
-        ("executive", "annual", StatusCode::UNPROCESSABLE_ENTITY, "plan_not_available"),
+        (
+            "gold",
+            "monthly",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_plan",
+        ),
+        (
+            "executive",
+            "annual",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "plan_not_available",
+        ),
     ];
     for (tier, cycle, status, code) in refusals {
         let refused = post_plan(app, CHANGE, &token, tier, cycle).await;
-        assert_eq!((refused.status, refused.code()), (status, code), "{tier} {cycle}");
+        assert_eq!(
+            (refused.status, refused.code()),
+            (status, code),
+            "{tier} {cycle}"
+        );
     }
     let nobody = user_on(app, Some("essentials")).await;
-    let none = post_plan(app, CHANGE, &user_token(app, nobody), "professional", "monthly").await;
-    assert_eq!((none.status, none.code()), (StatusCode::CONFLICT, "no_active_subscription"));
+    let none = post_plan(
+        app,
+        CHANGE,
+        &user_token(app, nobody),
+        "professional",
+        "monthly",
+    )
+    .await;
+    assert_eq!(
+        (none.status, none.code()),
+        (StatusCode::CONFLICT, "no_active_subscription")
+    );
     let key = key_with(app, *owner, &["usage:write"], 1000).await;
     let by_key = post_plan(app, CHANGE, &key, "essentials", "monthly").await;
-    assert_eq!((by_key.status, by_key.code()), (StatusCode::FORBIDDEN, "user_session_required"));
+    assert_eq!(
+        (by_key.status, by_key.code()),
+        (StatusCode::FORBIDDEN, "user_session_required")
+    );
     let (admin, _) = super::team::join(app, *owner, "admin").await;
     let acting = app
         .client
@@ -201,7 +266,10 @@ async fn change_refusals_are_typed_and_a_declined_card_changes_nothing() {
         .header("Mingus-Account", owner.to_string())
         .json(&json!({"tier": "essentials", "cycle": "monthly"}));
     let acting = answer(&Method::POST, CHANGE, acting).await;
-    assert_eq!((acting.status, acting.code()), (StatusCode::FORBIDDEN, "account_owner_required"));
+    assert_eq!(
+        (acting.status, acting.code()),
+        (StatusCode::FORBIDDEN, "account_owner_required")
+    );
     assert!(stripe.requests().is_empty(), "nothing reached Stripe");
 
     // Executive annual has no price here: move the local plan down so Executive monthly upgrades it.
@@ -212,23 +280,41 @@ async fn change_refusals_are_typed_and_a_declined_card_changes_nothing() {
         .unwrap();
     stripe.script(Scripted::card_declined());
     let declined = post_plan(app, CHANGE, &token, "executive", "monthly").await;
-    assert_eq!(declined.status, StatusCode::PAYMENT_REQUIRED, "{}", declined.body);
+    assert_eq!(
+        declined.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        declined.body
+    );
     assert_eq!(declined.code(), "card_declined");
-    assert!(declined.body["error"]["message"].as_str().unwrap().contains("insufficient_funds"));
+    assert!(
+        declined.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient_funds")
+    );
     assert_eq!(stripe.writes().len(), 1, "a decline is not retried");
     assert_eq!(
         stripe.subscription(SUBSCRIPTION).unwrap()["items"]["data"][0]["price"]["id"],
         FIXTURE_PRICE,
         "the plan is unchanged at Stripe"
     );
-    assert!(pending(app, &token).await.is_empty(), "nothing pending after a refusal");
+    assert!(
+        pending(app, &token).await.is_empty(),
+        "nothing pending after a refusal"
+    );
 
     for scripted in [Scripted::rate_limited(), Scripted::server_error()] {
         for _ in 0..3 {
             stripe.script(scripted.clone());
         }
         let unavailable = post_plan(app, CHANGE, &token, "executive", "monthly").await;
-        assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE, "{}", unavailable.body);
+        assert_eq!(
+            unavailable.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            unavailable.body
+        );
         assert_eq!(unavailable.code(), "billing_unavailable");
     }
     assert!(pending(app, &token).await.is_empty());

@@ -81,7 +81,10 @@ async fn a_first_checkout_creates_the_customer_once_and_the_webhook_settles_it()
     let customers = stripe.customers();
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0]["metadata"]["user_id"], owner.to_string());
-    assert_eq!(stored_customer(&app, owner).await.as_deref(), Some("cus_test_1"));
+    assert_eq!(
+        stored_customer(&app, owner).await.as_deref(),
+        Some("cus_test_1")
+    );
     let session = &posts_to(&stripe, "/v1/checkout/sessions")[0];
     for (name, value) in [
         ("mode", "subscription"),
@@ -111,7 +114,11 @@ async fn a_first_checkout_creates_the_customer_once_and_the_webhook_settles_it()
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert_eq!(
         (&shown[0]["action"], &shown[0]["tier"], &shown[0]["cycle"]),
-        (&json!("checkout"), &json!("professional"), &json!("monthly"))
+        (
+            &json!("checkout"),
+            &json!("professional"),
+            &json!("monthly")
+        )
     );
 
     // Back on the billing page, the user picks another plan: the customer is reused, and the newer
@@ -131,15 +138,32 @@ async fn a_first_checkout_creates_the_customer_once_and_the_webhook_settles_it()
     let now = Utc::now().timestamp();
     let user_id = owner.to_string();
     let completed = fx::checkout(ApiShape::Basil, "cus_test_1", &user_id, "sub_new_1");
-    let completed = envelope(ApiShape::Basil, "evt_co_1", "checkout.session.completed", now - 2, completed);
+    let completed = envelope(
+        ApiShape::Basil,
+        "evt_co_1",
+        "checkout.session.completed",
+        now - 2,
+        completed,
+    );
     let state = SubscriptionState {
         lookup_key: "essentials_annual",
         interval: "year",
         unit_amount: 10_000,
-        ..SubscriptionState::new("sub_new_1", "cus_test_1", "trialing", (now - 1, now + 365 * 86_400))
+        ..SubscriptionState::new(
+            "sub_new_1",
+            "cus_test_1",
+            "trialing",
+            (now - 1, now + 365 * 86_400),
+        )
     };
     let created = fx::subscription(ApiShape::Basil, &state);
-    let created = envelope(ApiShape::Basil, "evt_sub_1", "customer.subscription.created", now - 1, created);
+    let created = envelope(
+        ApiShape::Basil,
+        "evt_sub_1",
+        "customer.subscription.created",
+        now - 1,
+        created,
+    );
     for event in [completed, created] {
         deliver(&app.db.pool, &app.config.stripe, &event, Utc::now())
             .await
@@ -179,7 +203,13 @@ async fn two_first_checkouts_at_once_create_one_customer() {
         post_plan(&app, CHECKOUT, &token, "essentials", "monthly"),
         post_plan(&app, CHECKOUT, &token, "professional", "annual"),
     );
-    assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK), "{} {}", a.body, b.body);
+    assert_eq!(
+        (a.status, b.status),
+        (StatusCode::OK, StatusCode::OK),
+        "{} {}",
+        a.body,
+        b.body
+    );
     let creations = posts_to(&stripe, "/v1/customers");
     assert_eq!(creations.len(), 2, "both asked Stripe");
     assert_eq!(creations[0].idempotency_key, creations[1].idempotency_key);
@@ -204,17 +234,34 @@ async fn no_trial_for_a_returning_subscriber_nor_for_a_tier_without_one() {
     .execute(&app.db.pool)
     .await
     .unwrap();
-    let answer = post_plan(&app, CHECKOUT, &user_token(&app, returning), "essentials", "monthly").await;
+    let answer = post_plan(
+        &app,
+        CHECKOUT,
+        &user_token(&app, returning),
+        "essentials",
+        "monthly",
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let executive = user_on(&app, None).await;
-    let answer = post_plan(&app, CHECKOUT, &user_token(&app, executive), "executive", "monthly").await;
+    let answer = post_plan(
+        &app,
+        CHECKOUT,
+        &user_token(&app, executive),
+        "executive",
+        "monthly",
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let sessions = posts_to(&stripe, "/v1/checkout/sessions");
     assert_eq!(sessions.len(), 2);
     for session in &sessions {
         assert_eq!(form(session, "subscription_data[trial_period_days]"), None);
     }
-    assert_eq!(form(&sessions[1], "line_items[0][price]"), Some("price_exe_m"));
+    assert_eq!(
+        form(&sessions[1], "line_items[0][price]"),
+        Some("price_exe_m")
+    );
 }
 
 #[tokio::test]
@@ -223,22 +270,51 @@ async fn checkout_refusals_are_typed_and_reach_stripe_only_when_they_must() {
     let fresh = user_on(&app, None).await;
     let token = user_token(&app, fresh);
     let refusals = [
-        ("gold", "monthly", StatusCode::UNPROCESSABLE_ENTITY, "invalid_plan"),
-        ("essentials", "weekly", StatusCode::UNPROCESSABLE_ENTITY, "invalid_plan"),
-        ("executive", "annual", StatusCode::UNPROCESSABLE_ENTITY, "plan_not_available"),
+        (
+            "gold",
+            "monthly",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_plan",
+        ),
+        (
+            "essentials",
+            "weekly",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_plan",
+        ),
+        (
+            "executive",
+            "annual",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "plan_not_available",
+        ),
     ];
     for (tier, cycle, status, code) in refusals {
         let refused = post_plan(&app, CHECKOUT, &token, tier, cycle).await;
-        assert_eq!((refused.status, refused.code()), (status, code), "{tier} {cycle}");
+        assert_eq!(
+            (refused.status, refused.code()),
+            (status, code),
+            "{tier} {cycle}"
+        );
     }
-    let subscribed = post_plan(&app, CHECKOUT, &user_token(&app, owner), "essentials", "monthly").await;
+    let subscribed = post_plan(
+        &app,
+        CHECKOUT,
+        &user_token(&app, owner),
+        "essentials",
+        "monthly",
+    )
+    .await;
     assert_eq!(subscribed.status, StatusCode::CONFLICT);
     assert_eq!(subscribed.code(), "subscription_exists");
 
     // API keys exist only on plans with API access (the Executive owner's).
     let key = key_with(&app, owner, &["usage:write"], 1000).await;
     let by_key = post_plan(&app, CHECKOUT, &key, "essentials", "monthly").await;
-    assert_eq!((by_key.status, by_key.code()), (StatusCode::FORBIDDEN, "user_session_required"));
+    assert_eq!(
+        (by_key.status, by_key.code()),
+        (StatusCode::FORBIDDEN, "user_session_required")
+    );
     let (admin, _) = super::team::join(&app, owner, "admin").await;
     let acting = app
         .client
@@ -247,7 +323,10 @@ async fn checkout_refusals_are_typed_and_reach_stripe_only_when_they_must() {
         .header("Mingus-Account", owner.to_string())
         .json(&json!({"tier": "essentials", "cycle": "monthly"}));
     let acting = answer(&Method::POST, CHECKOUT, acting).await;
-    assert_eq!((acting.status, acting.code()), (StatusCode::FORBIDDEN, "account_owner_required"));
+    assert_eq!(
+        (acting.status, acting.code()),
+        (StatusCode::FORBIDDEN, "account_owner_required")
+    );
     assert!(stripe.writes().is_empty(), "nothing reached Stripe");
 
     // Stripe rate limiting (three attempts) or failing: 503, nothing stored, nothing pending.
@@ -256,7 +335,12 @@ async fn checkout_refusals_are_typed_and_reach_stripe_only_when_they_must() {
             stripe.script(scripted.clone());
         }
         let unavailable = post_plan(&app, CHECKOUT, &token, "essentials", "monthly").await;
-        assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE, "{}", unavailable.body);
+        assert_eq!(
+            unavailable.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            unavailable.body
+        );
         assert_eq!(unavailable.code(), "billing_unavailable");
         assert!(unavailable.header("retry-after").is_some());
     }

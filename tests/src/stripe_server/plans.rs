@@ -4,10 +4,10 @@
 //! replay and scripted answers apply as for the other writes. Customer creation waits the server's
 //! delay first (outside the lock), so tests can make two first checkouts meet at Stripe.
 
+use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::Form;
 use serde_json::{Value, json};
 
 use super::writes::{field, write};
@@ -62,18 +62,24 @@ pub(super) async fn create_customer(
 ) -> Response {
     let delay = data.lock().unwrap().delay;
     tokio::time::sleep(delay).await;
-    write(&data, "/v1/customers".into(), &headers, form, |data, form| {
-        let customer = json!({
-            "id": format!("cus_test_{}", data.plans.customers.len() + 1),
-            "object": "customer",
-            "email": field(form, "email"),
-            "metadata": {"user_id": field(form, "metadata[user_id]")},
-            "created": now(),
-            "livemode": false,
-        });
-        data.plans.customers.push(customer.clone());
-        (200, customer)
-    })
+    write(
+        &data,
+        "/v1/customers".into(),
+        &headers,
+        form,
+        |data, form| {
+            let customer = json!({
+                "id": format!("cus_test_{}", data.plans.customers.len() + 1),
+                "object": "customer",
+                "email": field(form, "email"),
+                "metadata": {"user_id": field(form, "metadata[user_id]")},
+                "created": now(),
+                "livemode": false,
+            });
+            data.plans.customers.push(customer.clone());
+            (200, customer)
+        },
+    )
 }
 
 pub(super) async fn create_checkout_session(
@@ -155,9 +161,11 @@ fn phases(form: &[(String, String)]) -> Vec<Value> {
             let at = |name: &str| field(form, &format!("phases[{i}][{name}]"));
             let price = at("items][0][price")?;
             let number = |name: &str| at(name).and_then(|v| v.parse::<i64>().ok());
-            Some(json!({"start_date": number("start_date"), "end_date": number("end_date"),
+            Some(
+                json!({"start_date": number("start_date"), "end_date": number("end_date"),
                         "iterations": number("iterations"),
-                        "items": [{"price": price, "quantity": number("items][0][quantity")}]}))
+                        "items": [{"price": price, "quantity": number("items][0][quantity")}]}),
+            )
         })
         .collect()
 }
@@ -170,7 +178,11 @@ pub(super) async fn update_schedule(
 ) -> Response {
     let path = format!("/v1/subscription_schedules/{id}");
     write(&data, path, &headers, form, |data, form| {
-        let Some(schedule) = data.plans.schedules.iter_mut().find(|s| s["id"] == id.as_str())
+        let Some(schedule) = data
+            .plans
+            .schedules
+            .iter_mut()
+            .find(|s| s["id"] == id.as_str())
         else {
             return (
                 404,
@@ -198,7 +210,11 @@ pub(super) async fn release_schedule(
 ) -> Response {
     let path = format!("/v1/subscription_schedules/{id}/release");
     write(&data, path, &headers, form, |data, _| {
-        let Some(schedule) = data.plans.schedules.iter_mut().find(|s| s["id"] == id.as_str())
+        let Some(schedule) = data
+            .plans
+            .schedules
+            .iter_mut()
+            .find(|s| s["id"] == id.as_str())
         else {
             return (
                 404,

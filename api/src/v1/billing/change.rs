@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use mingus_common::stripe_api::billing::BillingApi;
 use mingus_common::stripe_api::plan_calls::{Downgrade, LiveSubscription};
 use serde_json::json;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::pending::{self, Pending};
@@ -79,6 +80,7 @@ pub async fn change(
     };
     let change = Change {
         api: &api,
+        db: &state.db,
         owner,
         request: &request,
         current: &current,
@@ -119,6 +121,7 @@ pub async fn change(
 /// One change being made: what it needs from the request and from Stripe.
 struct Change<'a> {
     api: &'a BillingApi,
+    db: &'a PgPool,
     owner: Uuid,
     request: &'a RequestKey,
     current: &'a Current,
@@ -140,6 +143,8 @@ impl Change<'_> {
                 .release_schedule(schedule, &self.key("release"))
                 .await
                 .map_err(call_error)?;
+            // The scheduled downgrade is gone at Stripe even if the upgrade below is refused.
+            pending::supersede(self.db, self.owner, schedule).await;
         }
         let subscription = &self.current.subscription;
         self.api
@@ -163,11 +168,12 @@ impl Change<'_> {
                     .schedule_from(&self.current.subscription, &self.key("schedule"))
                     .await
                     .map_err(call_error)?;
-                created["id"].as_str().map(str::to_owned).ok_or(
-                    BillingError::Unavailable(
+                created["id"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or(BillingError::Unavailable(
                         "the payment provider gave an incomplete answer; retry in a moment",
-                    ),
-                )?
+                    ))?
             }
         };
         let downgrade = Downgrade {
@@ -175,6 +181,7 @@ impl Change<'_> {
             new_price: &self.wanted.price,
             period_start: self.live.period_start,
             period_end: self.live.period_end,
+            trial_end: self.live.trial_end,
         };
         self.api
             .schedule_downgrade(&schedule, &downgrade, &self.key("downgrade"))

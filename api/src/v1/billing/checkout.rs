@@ -85,10 +85,7 @@ pub async fn checkout(
         cancel_url: &cancel_url,
     };
     let key = request.stripe("checkout", owner, &wanted.name());
-    let session = api
-        .checkout_session(&new, &key)
-        .await
-        .map_err(call_error)?;
+    let session = api.checkout_session(&new, &key).await.map_err(call_error)?;
     let (Some(session_id), Some(url)) = (session["id"].as_str(), session["url"].as_str()) else {
         tracing::warn!(user_id = %owner, "Checkout Session answer without id or url");
         return Err(BillingError::Unavailable(

@@ -68,6 +68,23 @@ pub(super) async fn record(db: &PgPool, pending: &Pending<'_>) {
     }
 }
 
+/// The open records of a Stripe object that no longer stands (a released schedule); logged on failure
+/// like [`record`].
+pub(super) async fn supersede(db: &PgPool, owner: Uuid, stripe_object_id: &str) {
+    let written = sqlx::query(
+        "UPDATE billing_pending_actions SET settled_at = now(), outcome = 'superseded'
+         WHERE user_id = $1 AND stripe_object_id = $2 AND settled_at IS NULL",
+    )
+    .bind(owner)
+    .bind(stripe_object_id)
+    .execute(db)
+    .await;
+    if let Err(err) = written {
+        tracing::error!(user_id = %owner, stripe_object_id, error = %err,
+            "a released schedule's pending downgrade could not be marked superseded");
+    }
+}
+
 /// `GET /v1/billing` → 200 `{pending: [{action, tier, cycle, requested_at, effective_at}]}`, oldest
 /// first: what the owner asked for and Stripe has not confirmed through a webhook yet.
 pub async fn show(
@@ -96,10 +113,12 @@ pub async fn show(
         .map_err(db_error)?;
     let pending: Vec<_> = rows
         .into_iter()
-        .map(|(action, tier, cycle, object, requested_at, effective_at)| {
-            json!({"action": action, "tier": tier, "cycle": cycle, "stripe_object_id": object,
+        .map(
+            |(action, tier, cycle, object, requested_at, effective_at)| {
+                json!({"action": action, "tier": tier, "cycle": cycle, "stripe_object_id": object,
                    "requested_at": requested_at, "effective_at": effective_at})
-        })
+            },
+        )
         .collect();
     Ok(Json(json!({ "pending": pending })).into_response())
 }
