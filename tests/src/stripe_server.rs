@@ -1,8 +1,9 @@
 //! A local stand-in for the Stripe API on 127.0.0.1:0, serving Stripe-shaped JSON built from Stripe's
 //! published fixtures (`shared/stripe-fixtures`): `GET /v1/subscriptions` (list, `status`, pagination),
 //! `GET /v1/subscriptions/{id}` and `GET /v1/events` (`delivery_success`, `created[gte|gt|lte|lt]`,
-//! `type`, `starting_after`, `limit`). Every request is recorded, so tests can assert what the client
-//! sent (key, query). Errors have Stripe's `{"error": {…}}` shape.
+//! `type`, `starting_after`, `limit`), and the plan routes' writes (`writes.rs`, `plans.rs`). Every
+//! request is recorded, so tests can assert what the client sent (key, query, form). Errors have
+//! Stripe's `{"error": {…}}` shape.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+mod plans;
 pub mod scenarios;
 mod writes;
 
@@ -137,6 +139,8 @@ struct Data {
     delay: Duration,
     /// POSTs: answers scripted for the next calls, and the answers given per idempotency key.
     writes: writes::Writes,
+    /// Customers, Checkout Sessions and subscription schedules created.
+    plans: plans::Plans,
 }
 
 type Shared = Arc<Mutex<Data>>;
@@ -163,6 +167,23 @@ impl StripeServer {
             .route(
                 "/v1/subscriptions/{id}",
                 axum::routing::post(writes::update_subscription),
+            )
+            .route("/v1/customers", axum::routing::post(plans::create_customer))
+            .route(
+                "/v1/checkout/sessions",
+                axum::routing::post(plans::create_checkout_session),
+            )
+            .route(
+                "/v1/subscription_schedules",
+                axum::routing::post(plans::create_schedule),
+            )
+            .route(
+                "/v1/subscription_schedules/{id}",
+                axum::routing::post(plans::update_schedule),
+            )
+            .route(
+                "/v1/subscription_schedules/{id}/release",
+                axum::routing::post(plans::release_schedule),
             )
             .with_state(data.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -133,6 +133,13 @@ fn routes() -> Routes {
             "/v1/team/memberships/{owner_id}/analytics-sharing",
             team::analytics::set_sharing,
         )
+        .add(Method::GET, "/v1/billing", billing::pending::show)
+        .add(
+            Method::POST,
+            "/v1/billing/checkout",
+            billing::checkout::checkout,
+        )
+        .add(Method::POST, "/v1/billing/change", billing::change::change)
         .add(Method::POST, "/v1/billing/portal", billing::portal)
         .add(Method::POST, "/v1/billing/cancel", billing::cancel)
         .add(Method::POST, "/v1/billing/resume", billing::resume)

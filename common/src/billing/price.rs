@@ -57,6 +57,15 @@ pub enum BillingCycle {
 }
 
 impl BillingCycle {
+    pub const ALL: [BillingCycle; 2] = [BillingCycle::Monthly, BillingCycle::Annual];
+
+    /// `monthly` or `annual`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        BillingCycle::ALL
+            .into_iter()
+            .find(|cycle| cycle.as_str() == name)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             BillingCycle::Monthly => "monthly",
@@ -176,6 +185,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect::<HashMap<_, _>>(),
+            prices: HashMap::new(),
+            trial_days: HashMap::new(),
             grace_period: Duration::from_secs(7 * 86_400),
             signature_tolerance: Duration::from_secs(300),
         }

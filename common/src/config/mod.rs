@@ -379,3 +379,6 @@ mod tests_smtp;
 
 #[cfg(test)]
 mod tests_transport;
+
+#[cfg(test)]
+mod tests_stripe_prices;

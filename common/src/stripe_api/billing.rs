@@ -1,5 +1,6 @@
 //! The outbound Stripe calls of the plan routes (issue 21, part C): Billing Portal sessions and
-//! subscription updates (cancel at period end, resume), as form-encoded POSTs.
+//! subscription updates (cancel at period end, resume), as form-encoded POSTs; the checkout and
+//! plan-change calls are in [`super::plan_calls`], over the same transport.
 //!
 //! - **Idempotency.** Every call carries an `Idempotency-Key` the caller derives from its own request's
 //!   key (or the account and the action), so a retry — ours or the client's — is answered by Stripe with
@@ -118,11 +119,27 @@ impl BillingApi {
     }
 
     /// One form POST, retried only where it is safe (see the module documentation).
-    async fn post(
+    pub(super) async fn post(
         &self,
         path: &str,
         form: &[(&str, &str)],
         idempotency_key: &str,
+    ) -> Result<Value, CallError> {
+        self.send(reqwest::Method::POST, path, form, Some(idempotency_key))
+            .await
+    }
+
+    /// One GET: a read acts on nothing, so it is retried like a keyed write.
+    pub(super) async fn get(&self, path: &str) -> Result<Value, CallError> {
+        self.send(reqwest::Method::GET, path, &[], None).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+        idempotency_key: Option<&str>,
     ) -> Result<Value, CallError> {
         let url = format!("{}{path}", self.base);
         let mut pause = FIRST_PAUSE;
@@ -132,14 +149,14 @@ impl BillingApi {
                 tokio::time::sleep(pause).await;
                 pause *= 2;
             }
-            let sent = self
+            let mut request = self
                 .http
-                .post(&url)
-                .bearer_auth(self.key.expose_secret())
-                .header("Idempotency-Key", idempotency_key)
-                .form(form)
-                .send()
-                .await;
+                .request(method.clone(), &url)
+                .bearer_auth(self.key.expose_secret());
+            if let Some(key) = idempotency_key {
+                request = request.header("Idempotency-Key", key).form(form);
+            }
+            let sent = request.send().await;
             let response = match sent {
                 Ok(response) => response,
                 Err(err) => {

@@ -17,6 +17,7 @@
 
 pub mod billing;
 mod fetch;
+pub mod plan_calls;
 mod reconcile;
 mod store;
 

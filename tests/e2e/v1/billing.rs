@@ -11,25 +11,37 @@ use uuid::Uuid;
 
 use super::{Answer, answer, key_with, user_on};
 
-const SUBSCRIPTION: &str = "sub_plans_test_1";
-const CUSTOMER: &str = "cus_plans_test_1";
+pub(super) const SUBSCRIPTION: &str = "sub_plans_test_1";
+pub(super) const CUSTOMER: &str = "cus_plans_test_1";
 
-struct Billing {
-    app: TestApp,
-    stripe: StripeServer,
-    owner: Uuid,
+/// The plans on sale in these tests (Executive annual is deliberately not configured).
+pub(super) const PRICES: &str = "essentials:monthly=price_ess_m,essentials:annual=price_ess_a,\
+    professional:monthly=price_pro_m,professional:annual=price_pro_a,executive:monthly=price_exe_m";
+
+pub(super) struct Billing {
+    pub app: TestApp,
+    pub stripe: StripeServer,
+    pub owner: Uuid,
 }
 
-/// An app talking to the local Stripe server, and an Executive owner whose subscription and customer
-/// are Stripe's.
-async fn billing() -> Billing {
+/// An app talking to the local Stripe server (plans priced by [`PRICES`], 14-day trials on Essentials
+/// and Professional), without any user.
+pub(super) async fn app_with_stripe() -> (TestApp, StripeServer) {
     let stripe = StripeServer::start().await;
     let app = TestApp::spawn_with(&[
         ("STRIPE_API_KEY", TEST_KEY),
         ("STRIPE_API_BASE", &stripe.base),
         ("MINGUS_APP_URL", "https://app.example.com"),
+        ("STRIPE_PRICES", PRICES),
+        ("STRIPE_TRIAL_DAYS", "essentials=14,professional=14"),
     ])
     .await;
+    (app, stripe)
+}
+
+/// [`app_with_stripe`], and an Executive (monthly) owner whose subscription and customer are Stripe's.
+pub(super) async fn billing() -> Billing {
+    let (app, stripe) = app_with_stripe().await;
     let owner = user_on(&app, Some("executive")).await;
     sqlx::query("UPDATE users SET stripe_customer_id = $2 WHERE id = $1")
         .bind(owner)
@@ -60,7 +72,7 @@ async fn billing() -> Billing {
     Billing { app, stripe, owner }
 }
 
-async fn post(app: &TestApp, path: &str, credential: &str, key: Option<&str>) -> Answer {
+pub(super) async fn post(app: &TestApp, path: &str, credential: &str, key: Option<&str>) -> Answer {
     let mut request = app.client.post(app.url(path)).bearer_auth(credential);
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);

@@ -4,6 +4,8 @@ mod analytics;
 mod api_keys;
 mod auth;
 mod billing;
+mod billing_change;
+mod billing_checkout;
 mod cors;
 mod features;
 mod limits;

@@ -1,5 +1,6 @@
 //! The writes the plan routes make (issue 21, part C): `POST /v1/billing_portal/sessions` and
-//! `POST /v1/subscriptions/{id}` (`cancel_at_period_end`). Like Stripe, an `Idempotency-Key` seen before
+//! `POST /v1/subscriptions/{id}` (`cancel_at_period_end`, or an item's new price); customers, Checkout
+//! Sessions and subscription schedules are in `plans.rs`. Like Stripe, an `Idempotency-Key` seen before
 //! answers the first answer again without acting; answers can be scripted ahead (a declined card, a 429,
 //! a 500), each used by one call, so tests can drive the client's error mapping and retries.
 
@@ -72,7 +73,7 @@ impl StripeServer {
     }
 }
 
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
@@ -80,7 +81,7 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// Records the POST, checks the key; then a replayed key's first answer, or a scripted answer, or
 /// `act` (whose answer is remembered under the key).
-fn write(
+pub(super) fn write(
     data: &Shared,
     path: String,
     headers: &HeaderMap,
@@ -190,6 +191,19 @@ pub(super) async fn update_subscription(
         };
         if let Some(cancel) = field(form, "cancel_at_period_end") {
             sub["cancel_at_period_end"] = json!(cancel == "true");
+        }
+        if let Some(price) = field(form, "items[0][price]") {
+            // Like Stripe: the item is named by its id, else a new item would be added.
+            let item = &mut sub["items"]["data"][0];
+            if field(form, "items[0][id]") != item["id"].as_str() {
+                return (
+                    400,
+                    json!({"error": {"type": "invalid_request_error",
+                                     "message": "items[0][id] is not an item of this subscription"}}),
+                );
+            }
+            item["price"]["id"] = json!(price);
+            item["price"]["lookup_key"] = Value::Null;
         }
         (200, sub.clone())
     })

@@ -1,5 +1,7 @@
 //! `customer.subscription.*`: the subscription upsert behind the ordering guard, the trial-ending
-//! reminder and the cancellation e-mail.
+//! reminder and the cancellation e-mail. Either write path also settles the owner's pending plan
+//! requests (`billing_pending_actions`, shown by `GET /v1/billing`): a trigger on `subscriptions`
+//! (migration `…50`) does it in the same transaction.
 
 use chrono::{DateTime, Utc};
 use mingus_common::billing::email::{BillingEmail, keys, templates};

@@ -1,5 +1,7 @@
-//! Plans through Stripe (issue 21, part C), the part that is built: `POST /v1/billing/portal` (a Billing
-//! Portal session), `POST /v1/billing/cancel` (at period end) and `POST /v1/billing/resume`.
+//! Plans through Stripe (issue 21, part C): `POST /v1/billing/portal` (a Billing Portal session),
+//! `POST /v1/billing/cancel` (at period end) and `POST /v1/billing/resume` here; `POST
+//! /v1/billing/checkout` ([`checkout`]), `POST /v1/billing/change` ([`change`]) and `GET /v1/billing`
+//! with the requests Stripe accepted whose webhook has not been applied yet ([`pending`]).
 //!
 //! - **Who**: the account owner, with a user token — not an API key (403 `user_session_required`), not
 //!   a team member acting for the owner (403 `account_owner_required`).
@@ -26,6 +28,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Principal, db_error};
+
+pub mod change;
+pub mod checkout;
+pub mod pending;
+mod plan;
 use crate::error::{ApiError, RETRY_AFTER_SECS};
 use crate::state::AppState;
 
@@ -59,8 +66,16 @@ impl IntoResponse for BillingError {
     }
 }
 
-/// Where the portal sends the user back to, under `MINGUS_APP_URL`.
+/// Where the portal (and Checkout) sends the user back to, under `MINGUS_APP_URL`.
 const RETURN_PATH: &str = "/settings/billing";
+
+/// `MINGUS_APP_URL` + `path_and_query`.
+fn app_url(state: &AppState, path_and_query: &str) -> String {
+    format!(
+        "{}{path_and_query}",
+        state.config.email.app_url.trim_end_matches('/')
+    )
+}
 
 /// `POST /v1/billing/portal` → 200 `{url}`: a Billing Portal session of the owner's Stripe customer.
 pub async fn portal(
@@ -84,10 +99,7 @@ pub async fn portal(
         )
         .into());
     };
-    let return_url = format!(
-        "{}{RETURN_PATH}",
-        state.config.email.app_url.trim_end_matches('/')
-    );
+    let return_url = app_url(&state, RETURN_PATH);
     let session = client(&state)?
         .portal_session(&customer, &return_url, &key)
         .await
@@ -174,10 +186,32 @@ fn owner_only(principal: &Principal) -> Result<Uuid, ApiError> {
 /// (hashed with the account and action, so keys of different accounts or actions never meet at
 /// Stripe), else a fresh one.
 fn stripe_key(action: &str, owner: Uuid, headers: &HeaderMap) -> Result<String, ApiError> {
-    let ours = super::reports::create::idempotency_key(headers)?
-        .unwrap_or_else(|| Uuid::new_v4().to_string());
-    let digest = Sha256::digest(format!("{owner}:{action}:{ours}").as_bytes());
-    Ok(format!("mingus-{action}-{}", hex::encode(digest)))
+    Ok(RequestKey::from_headers(headers)?.stripe(action, owner, ""))
+}
+
+/// Our request's `Idempotency-Key` (a fresh one without it), from which the Stripe keys of every call
+/// the request makes are derived.
+struct RequestKey(String);
+
+impl RequestKey {
+    fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let ours = super::reports::create::idempotency_key(headers)?
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        Ok(RequestKey(ours))
+    }
+
+    /// `mingus-<action>-<sha256(owner:action:our key[:detail])>`. `detail` (e.g. the plan asked for)
+    /// keeps a key reused for another plan from meeting Stripe's "same key, other parameters" refusal.
+    fn stripe(&self, action: &str, owner: Uuid, detail: &str) -> String {
+        let ours = &self.0;
+        let input = if detail.is_empty() {
+            format!("{owner}:{action}:{ours}")
+        } else {
+            format!("{owner}:{action}:{ours}:{detail}")
+        };
+        let digest = Sha256::digest(input.as_bytes());
+        format!("mingus-{action}-{}", hex::encode(digest))
+    }
 }
 
 fn client(state: &AppState) -> Result<BillingApi, BillingError> {
