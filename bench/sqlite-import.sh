@@ -6,8 +6,8 @@
 # For each size: generates the fixture (once, kept in target/sqlite-bench/), imports it into a fresh
 # migrated database under /usr/bin/time (wall time, peak RSS), verifies the batch alone, then loads the
 # same file with pgloader into another fresh database as the baseline (a plain type-mapping copy: no
-# rules, no report, no verification). Needs PostgreSQL on $PGHOST (default 127.0.0.1, trust auth) and
-# pgloader (Debian: apt-get install pgloader; the baseline is skipped without it).
+# rules, no report, no verification). Needs PostgreSQL on $PGHOST (default 127.0.0.1, trust auth);
+# installs Debian's pgloader when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -17,6 +17,16 @@ out=target/sqlite-bench
 mkdir -p "$out"
 cargo build --release --quiet -p mingus-api --bin mingus-admin
 admin="${CARGO_TARGET_DIR:-target}/release/mingus-admin"
+
+# pgloader is Debian's package: installed here when missing, like every other tool the scripts use.
+command -v pgloader >/dev/null || (source deploy/local/services.sh && apt_install pgloader)
+
+rows_in() {
+    # Exact counts (the statistics views lag behind a bulk load).
+    psql "$server/$1" -Atc "SELECT coalesce(sum((xpath('/row/c/text()', query_to_xml(
+        format('SELECT count(*) AS c FROM %I.%I', schemaname, relname), false, true, '')))[1]::text::bigint), 0)
+        FROM pg_stat_user_tables" 2>/dev/null || echo 0
+}
 
 fresh_db() {
     psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null
@@ -38,11 +48,23 @@ for users in "${sizes[@]}"; do
     /usr/bin/time -f "verify alone: %e s wall, %M KB max RSS" "$admin" import-sqlite --verify "$batch" 2>&1 \
         | grep -E "verify alone|FAIL" || true
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-    if command -v pgloader >/dev/null; then
-        fresh_db "${db}_pgloader"
-        /usr/bin/time -f "pgloader baseline: %e s wall, %M KB max RSS" \
-            pgloader --quiet "sqlite://$PWD/$file" "$server/${db}_pgloader" 2>&1 | tail -n 1
-    fi
+    # Baseline 1: pgloader with its default casts (a plain type-mapping copy).
+    fresh_db "${db}_pgloader"
+    /usr/bin/time -f "pgloader baseline (default casts): %e s wall, %M KB max RSS" \
+        pgloader --quiet "sqlite://$PWD/$file" "$server/${db}_pgloader" 2>&1 | tail -n 1
+    echo "  rows it loaded: $(rows_in "${db}_pgloader")"
+    # Baseline 2: the same with dates, floats and booleans kept as text, so the dirty values load
+    # (no rules, no report, no verification: the cheapest copy that moves every row).
+    fresh_db "${db}_pgloader"
+    cat > "$out/pgloader-text-$users.load" <<LOAD
+LOAD DATABASE FROM sqlite://$PWD/$file INTO $server/${db}_pgloader
+ WITH include drop, create tables, create indexes, reset sequences, foreign keys
+ CAST type datetime to text drop typemod, type date to text drop typemod,
+      type float to text drop typemod, type boolean to text drop typemod;
+LOAD
+    /usr/bin/time -f "pgloader baseline (as text): %e s wall, %M KB max RSS" \
+        pgloader --quiet "$out/pgloader-text-$users.load" 2>&1 | tail -n 1
+    echo "  rows it loaded: $(rows_in "${db}_pgloader")"
     psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
         -c "DROP DATABASE IF EXISTS ${db}_pgloader WITH (FORCE)" >/dev/null
 done

@@ -3,14 +3,15 @@
 //! only the staging schema, which the next run drops).
 
 use chrono::NaiveDate;
-use mingus_common::analytics;
+use mingus_common::analytics::{self, partitions};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::fingerprint::Fingerprint;
 use crate::rollback;
-use crate::spec::TABLES;
+use crate::checkins;
+use crate::spec::{TABLES, USER_HEALTH_CHECKINS as CHECKINS};
 
 /// Serialises imports and rollbacks (the batch checks and the moves must not interleave).
 pub const IMPORT_LOCK: i64 = 0x6d69_6e67_7573_0016;
@@ -66,6 +67,9 @@ pub async fn apply(
     backfill: &[NaiveDate],
     shards: u32,
 ) -> anyhow::Result<Applied> {
+    // The partitions as they are now; a month created meanwhile by partition maintenance makes the
+    // move's CREATE TABLE fail (nothing visible), and a rerun takes the row path for that month.
+    let checkins_shape = partitions::shape(pool, CHECKINS.name).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(IMPORT_LOCK)
@@ -80,8 +84,17 @@ pub async fn apply(
         }
         None => None,
     };
+    // A lock the move cannot get soon (a long transaction of the application's on the default
+    // partition) fails the import with a clear error instead of stalling everyone queued behind it.
+    sqlx::query("SET LOCAL lock_timeout = '10s'")
+        .execute(&mut *tx)
+        .await?;
     for table in TABLES {
         let columns = table.target_columns().join(", ");
+        if table.name == CHECKINS.name {
+            checkins::move_checkins(&mut tx, schema, &columns, &checkins_shape).await?;
+            continue;
+        }
         execute(
             &mut tx,
             format!(

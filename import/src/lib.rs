@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod apply;
+mod checkins;
 pub mod fingerprint;
 pub mod fixture;
 pub mod ids;

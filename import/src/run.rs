@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, SecondsFormat, Utc};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mingus_common::analytics::partitions;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -254,7 +253,6 @@ async fn staged(
         summary.outcome = Outcome::DryRun;
         return Ok(());
     }
-    months_for_history(pool, schema).await?;
     let backfill = backfill_days(pool, schema).await?;
     summary.backfill_days = backfill.len();
     let record = BatchRecord {
@@ -279,32 +277,6 @@ async fn staged(
             summary.verification = Some(verify::verify(pool, summary.batch).await?);
             lap(summary, "verify");
         }
-    }
-    Ok(())
-}
-
-/// Gives every month the staged check-ins fall in its own partition before the move, so history lands
-/// where partition maintenance expects it rather than in the default partition. Done outside the move
-/// transaction, through the same code the maintenance job uses (rows of those months already in the
-/// default partition are moved out); an import that then fails or is rolled back leaves only empty
-/// partitions behind, which cost nothing and are the months maintenance would make anyway.
-async fn months_for_history(pool: &PgPool, schema: &str) -> anyhow::Result<()> {
-    let range: (Option<NaiveDate>, Option<NaiveDate>) = sqlx::query_as(sqlx::AssertSqlSafe(
-        format!("SELECT min(checkin_date), max(checkin_date) FROM {schema}.user_health_checkins"),
-    ))
-    .fetch_one(pool)
-    .await?;
-    if let (Some(first), Some(last)) = range {
-        let today = Utc::now().date_naive();
-        partitions::ensure_months(
-            pool,
-            "user_health_checkins",
-            first,
-            last,
-            partitions::Options::new(today),
-        )
-        .await
-        .context("creating the check-ins' monthly partitions")?;
     }
     Ok(())
 }

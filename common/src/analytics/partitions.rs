@@ -90,9 +90,9 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-/// The shape of a registered table, read from the catalogs.
+/// The shape of a range-partitioned table, read from the catalogs.
 #[derive(Debug, Clone)]
-struct Shape {
+pub struct Shape {
     parent: String,
     column: String,
     column_type: String,
@@ -175,7 +175,7 @@ fn parse_bound(expr: &str) -> Option<(Option<NaiveDate>, Option<NaiveDate>)> {
     Some((date(from)?, date(to)?))
 }
 
-async fn shape(pool: &PgPool, table: &str) -> anyhow::Result<Shape> {
+pub async fn shape(pool: &PgPool, table: &str) -> anyhow::Result<Shape> {
     let mut tx = pool.begin().await?;
     // Bounds of timestamptz partitions render in the session's zone: read them in UTC.
     sqlx::query("SET LOCAL TimeZone = 'UTC'")
@@ -242,6 +242,11 @@ fn coverage(shape: &Shape, month: NaiveDate) -> Coverage {
         }
     }
     partial.map_or(Coverage::Free, Coverage::Partial)
+}
+
+/// True when no partition covers any part of `month` (it can be created).
+pub fn month_is_free(shape: &Shape, month: NaiveDate) -> bool {
+    matches!(coverage(shape, month), Coverage::Free)
 }
 
 /// Premakes, rescues and retires partitions of every registered table. Failures of single steps are
@@ -371,15 +376,13 @@ async fn create_month(
 ) -> anyhow::Result<Action> {
     let end = month_after(month);
     let name = partition_name(&shape.parent, month);
-    let parent = quote_ident(&shape.parent);
-    let partition = quote_ident(&name);
-    let column = quote_ident(&shape.column);
-    let (low, high) = (
-        bound_literal(&shape.column_type, month),
-        bound_literal(&shape.column_type, end),
-    );
-    let in_month = format!("{column} >= {low} AND {column} < {high}");
     if options.dry_run {
+        let column = quote_ident(&shape.column);
+        let (low, high) = (
+            bound_literal(&shape.column_type, month),
+            bound_literal(&shape.column_type, end),
+        );
+        let in_month = format!("{column} >= {low} AND {column} < {high}");
         let rescued_rows = match &shape.default_partition {
             Some(default) => {
                 let sql = format!("SELECT count(*) FROM {default} WHERE {in_month}");
@@ -400,52 +403,7 @@ async fn create_month(
     }
     let mut tx = pool.begin().await?;
     lock_timeout(&mut tx, options).await?;
-    execute(
-        &mut tx,
-        format!(
-            "CREATE TABLE {partition} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
-             INCLUDING STORAGE INCLUDING COMMENTS)"
-        ),
-    )
-    .await?;
-    let mut rescued_rows = 0;
-    if let Some(default) = &shape.default_partition {
-        // Parent first, then the default partition: the order writers take them in.
-        execute(
-            &mut tx,
-            format!("LOCK TABLE {parent} IN SHARE UPDATE EXCLUSIVE MODE"),
-        )
-        .await?;
-        execute(
-            &mut tx,
-            format!("LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"),
-        )
-        .await?;
-        let columns: String = sqlx::query_scalar(
-            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
-        )
-        .bind(&shape.parent)
-        .fetch_one(&mut *tx)
-        .await?;
-        rescued_rows = execute(
-            &mut tx,
-            format!(
-                "INSERT INTO {partition} ({columns}) SELECT {columns} FROM {default} WHERE {in_month}"
-            ),
-        )
-        .await?;
-        if rescued_rows > 0 {
-            execute(&mut tx, format!("DELETE FROM {default} WHERE {in_month}")).await?;
-        }
-    }
-    execute(
-        &mut tx,
-        format!(
-            "ALTER TABLE {parent} ATTACH PARTITION {partition} FOR VALUES FROM ({low}) TO ({high})"
-        ),
-    )
-    .await?;
+    let (rescued_rows, _) = create_and_attach(&mut tx, shape, month, None).await?;
     tx.commit().await?;
     if rescued_rows > 0 {
         tracing::info!(table = %shape.parent, partition = %name, rescued_rows, "moved rows out of the default partition");
@@ -457,6 +415,74 @@ async fn create_month(
         to: end,
         rescued_rows,
     })
+}
+
+/// Creates `month`'s partition inside the caller's transaction: a plain table like the parent, filled
+/// first by `fill` (an `INSERT INTO <partition_name(…)> …` of the caller's, if any), then with the
+/// default partition's rows of that month, and attached last. Attaching builds the parent's indexes on
+/// the filled table in one pass and validates its foreign keys with one query, instead of row by row:
+/// the bulk path the importer takes for months that do not exist yet. Locks as described at the top
+/// (the default partition ACCESS EXCLUSIVE until the caller's transaction ends). Returns the rows
+/// rescued from the default partition and the rows `fill` wrote.
+pub async fn create_and_attach(
+    tx: &mut PgConnection,
+    shape: &Shape,
+    month: NaiveDate,
+    fill: Option<String>,
+) -> anyhow::Result<(u64, u64)> {
+    let end = month_after(month);
+    let name = partition_name(&shape.parent, month);
+    let parent = quote_ident(&shape.parent);
+    let partition = quote_ident(&name);
+    let column = quote_ident(&shape.column);
+    let (low, high) = (
+        bound_literal(&shape.column_type, month),
+        bound_literal(&shape.column_type, end),
+    );
+    let in_month = format!("{column} >= {low} AND {column} < {high}");
+    execute(
+        tx,
+        format!(
+            "CREATE TABLE {partition} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
+             INCLUDING STORAGE INCLUDING COMMENTS)"
+        ),
+    )
+    .await?;
+    let filled = match fill {
+        Some(statement) => execute(tx, statement).await?,
+        None => 0,
+    };
+    let mut rescued_rows = 0;
+    if let Some(default) = &shape.default_partition {
+        // Parent first, then the default partition: the order writers take them in.
+        execute(tx, format!("LOCK TABLE {parent} IN SHARE UPDATE EXCLUSIVE MODE")).await?;
+        execute(tx, format!("LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE")).await?;
+        let columns: String = sqlx::query_scalar(
+            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
+        )
+        .bind(&shape.parent)
+        .fetch_one(&mut *tx)
+        .await?;
+        rescued_rows = execute(
+            tx,
+            format!(
+                "INSERT INTO {partition} ({columns}) SELECT {columns} FROM {default} WHERE {in_month}"
+            ),
+        )
+        .await?;
+        if rescued_rows > 0 {
+            execute(tx, format!("DELETE FROM {default} WHERE {in_month}")).await?;
+        }
+    }
+    execute(
+        tx,
+        format!(
+            "ALTER TABLE {parent} ATTACH PARTITION {partition} FOR VALUES FROM ({low}) TO ({high})"
+        ),
+    )
+    .await?;
+    Ok((rescued_rows, filled))
 }
 
 async fn retire(

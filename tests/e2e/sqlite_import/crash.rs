@@ -16,12 +16,12 @@ const STAGING_HAS_USERS: &str = "SELECT coalesce((
                 false, true, '')))[1]::text::bigint > 0
         FROM pg_namespace WHERE nspname LIKE 'import\\_stage\\_%'), false)";
 
-/// True while the importer's move transaction is writing the live tables (the check-ins, the largest,
-/// come after the users and profiles, so the transaction already holds rows when this is seen).
+/// True while the importer's move transaction is writing the check-ins (into a new month's table or
+/// through the parent): they come after the users and profiles, so the transaction already holds rows.
 const MOVING_CHECKINS: &str = "SELECT EXISTS (
         SELECT 1 FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'
-          AND query LIKE 'INSERT INTO public.user_health_checkins%')";
+          AND backend_xid IS NOT NULL AND query LIKE 'INSERT INTO public.%user_health_checkins%')";
 
 /// Starts `mingus-admin import-sqlite`, SIGKILLs it as soon as `probe` answers true, and checks that
 /// nothing is visible and that a rerun completes.

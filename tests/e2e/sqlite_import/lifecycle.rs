@@ -260,3 +260,106 @@ async fn historical_checkins_land_in_their_months_partitions_not_the_default() {
         "every check-in is in its month's partition"
     );
 }
+
+#[tokio::test]
+async fn new_months_are_attached_whole_existing_months_take_rows_and_default_rows_are_rescued() {
+    let db = TestDb::new().await;
+    let scratch = Scratch::new();
+    // Check-ins from 2025-01-01 over 70 days: January, February and March 2025.
+    let path = scratch.path("three-months.sqlite");
+    let three_months = mingus_import::fixture::FixtureOptions {
+        checkins_per_user: 70,
+        ..mingus_import::fixture::FixtureOptions::new(20)
+    };
+    mingus_import::fixture::generate(&path, &three_months).unwrap();
+    // February exists already (the row path); a live user's March check-in waits in the default
+    // partition (March is created by the import and must take that row along).
+    let today = chrono::Utc::now().date_naive();
+    let february = chrono::NaiveDate::from_ymd_opt(2025, 2, 1).unwrap();
+    mingus_common::analytics::partitions::ensure_months(
+        &db.pool,
+        "user_health_checkins",
+        february,
+        february,
+        mingus_common::analytics::partitions::Options::new(today),
+    )
+    .await
+    .unwrap();
+    let live = Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, email) VALUES ($1, 'live@example.com')")
+        .bind(live)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO user_health_checkins (user_id, checkin_date, stress_level, energy_level, mood_rating)
+         VALUES ($1, '2025-03-10', 5, 5, 5)",
+    )
+    .bind(live)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let summary = import_ok(&db.pool, &options(&path, &scratch)).await;
+    let imported = summary
+        .tables
+        .iter()
+        .find(|t| t.table == "user_health_checkins")
+        .unwrap()
+        .imported as i64;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT tableoid::regclass::text, count(*) FROM user_health_checkins GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "user_health_checkins_p2025_01",
+            "user_health_checkins_p2025_02",
+            "user_health_checkins_p2025_03"
+        ],
+        "every row in its month's partition, none in the default: {rows:?}"
+    );
+    assert_eq!(rows.iter().map(|(_, n)| n).sum::<i64>(), imported + 1);
+    let live_in_march: String = sqlx::query_scalar(
+        "SELECT tableoid::regclass::text FROM user_health_checkins WHERE user_id = $1",
+    )
+    .bind(live)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(live_in_march, "user_health_checkins_p2025_03");
+    // The attached months carry the parent's indexes and foreign key like any other partition.
+    let (indexes, foreign_keys): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_indexes WHERE tablename = 'user_health_checkins_p2025_01'),
+                (SELECT count(*) FROM pg_constraint
+                  WHERE conrelid = 'user_health_checkins_p2025_01'::regclass AND contype = 'f')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let (parent_indexes, parent_fks): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_indexes WHERE tablename = 'user_health_checkins'),
+                (SELECT count(*) FROM pg_constraint
+                  WHERE conrelid = 'user_health_checkins'::regclass AND contype = 'f')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((indexes, foreign_keys), (parent_indexes, parent_fks));
+    // Deleting an imported user cascades into an attached month.
+    sqlx::query("DELETE FROM users WHERE id = (SELECT user_id FROM user_health_checkins_p2025_01 LIMIT 1)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM user_health_checkins c WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = c.user_id)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
+}
