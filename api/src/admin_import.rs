@@ -25,6 +25,11 @@ pub struct ImportArgs {
     /// transaction. With --rollback: also delete rows created since for the batch's users.
     #[arg(long)]
     pub force: bool,
+    /// Write every check-in through the partitioned parent instead of building each new month as a
+    /// table and attaching it: slower, but the move never holds the default partition's ACCESS
+    /// EXCLUSIVE lock, so an import into a database already serving the app blocks none of its reads.
+    #[arg(long)]
+    pub online: bool,
     /// Where the rejects report goes (a folder per batch inside).
     #[arg(long, value_name = "DIR", default_value = "import-reports")]
     pub report_dir: PathBuf,
@@ -82,6 +87,7 @@ pub async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<()> {
         max_rejects: args.max_rejects,
         dry_run: args.dry_run,
         force: args.force,
+        online: args.online,
         report_dir: args.report_dir,
         progress: true,
         analytics_shards: config.jobs.analytics_shards,

@@ -8,9 +8,9 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::checkins;
 use crate::fingerprint::Fingerprint;
 use crate::rollback;
-use crate::checkins;
 use crate::spec::{TABLES, USER_HEALTH_CHECKINS as CHECKINS};
 
 /// Serialises imports and rollbacks (the batch checks and the moves must not interleave).
@@ -58,12 +58,22 @@ async fn execute(conn: &mut PgConnection, statement: String) -> sqlx::Result<u64
         .rows_affected())
 }
 
+/// How the check-ins move (`checkins.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckinPath {
+    /// Months without a partition are built as tables and attached whole; the rest row by row.
+    NewMonthsWhole,
+    /// Every row through the partitioned parent (`--online`).
+    Rows,
+}
+
 /// Moves staging into place and records the batch, in one transaction.
 pub async fn apply(
     pool: &PgPool,
     schema: &str,
     record: &BatchRecord,
     force: bool,
+    checkin_path: CheckinPath,
     backfill: &[NaiveDate],
     shards: u32,
 ) -> anyhow::Result<Applied> {
@@ -92,7 +102,8 @@ pub async fn apply(
     for table in TABLES {
         let columns = table.target_columns().join(", ");
         if table.name == CHECKINS.name {
-            checkins::move_checkins(&mut tx, schema, &columns, &checkins_shape).await?;
+            let shape = (checkin_path == CheckinPath::NewMonthsWhole).then_some(&checkins_shape);
+            checkins::move_checkins(&mut tx, schema, &columns, shape).await?;
             continue;
         }
         execute(

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, SecondsFormat, Utc};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mingus_common::analytics::partitions;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -29,6 +30,9 @@ pub struct ImportOptions {
     pub dry_run: bool,
     /// Import a file that is already imported: its live batch is rolled back in the same transaction.
     pub force: bool,
+    /// Every check-in through the partitioned parent (no new month built and attached whole, so no
+    /// ACCESS EXCLUSIVE lock on the default partition during the move): for a database in use.
+    pub online: bool,
     /// Where `rejects.csv` and `rejects.json` go (a folder per batch inside it).
     pub report_dir: PathBuf,
     /// Progress bars on stderr (hidden anyway when stderr is not a terminal).
@@ -267,7 +271,23 @@ async fn staged(
         repaired_values: summary.repaired_values as i64,
     };
     let shards = options.analytics_shards;
-    match apply::apply(pool, schema, &record, options.force, &backfill, shards).await? {
+    let checkins = if options.online {
+        months_for_history(pool, schema).await?;
+        apply::CheckinPath::Rows
+    } else {
+        apply::CheckinPath::NewMonthsWhole
+    };
+    match apply::apply(
+        pool,
+        schema,
+        &record,
+        options.force,
+        checkins,
+        &backfill,
+        shards,
+    )
+    .await?
+    {
         Applied::AlreadyImported(existing) => {
             summary.outcome = Outcome::AlreadyImported(existing);
         }
@@ -277,6 +297,25 @@ async fn staged(
             summary.verification = Some(verify::verify(pool, summary.batch).await?);
             lap(summary, "verify");
         }
+    }
+    Ok(())
+}
+
+/// For `--online`: gives every month of the staged check-ins its partition before the move, through
+/// partition maintenance's own short transactions (rows of those months already in the default partition
+/// move out), so history lands in its months and not in the default partition. An import that then
+/// fails leaves only empty partitions, the months maintenance would make anyway.
+async fn months_for_history(pool: &PgPool, schema: &str) -> anyhow::Result<()> {
+    let range: (Option<NaiveDate>, Option<NaiveDate>) = sqlx::query_as(sqlx::AssertSqlSafe(
+        format!("SELECT min(checkin_date), max(checkin_date) FROM {schema}.user_health_checkins"),
+    ))
+    .fetch_one(pool)
+    .await?;
+    if let (Some(first), Some(last)) = range {
+        let options = partitions::Options::new(Utc::now().date_naive());
+        partitions::ensure_months(pool, "user_health_checkins", first, last, options)
+            .await
+            .context("creating the check-ins' monthly partitions")?;
     }
     Ok(())
 }

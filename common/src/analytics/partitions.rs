@@ -455,7 +455,11 @@ pub async fn create_and_attach(
     let mut rescued_rows = 0;
     if let Some(default) = &shape.default_partition {
         // Parent first, then the default partition: the order writers take them in.
-        execute(tx, format!("LOCK TABLE {parent} IN SHARE UPDATE EXCLUSIVE MODE")).await?;
+        execute(
+            tx,
+            format!("LOCK TABLE {parent} IN SHARE UPDATE EXCLUSIVE MODE"),
+        )
+        .await?;
         execute(tx, format!("LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE")).await?;
         let columns: String = sqlx::query_scalar(
             "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute

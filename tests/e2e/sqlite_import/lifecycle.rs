@@ -228,9 +228,22 @@ async fn the_import_stages_the_analytics_rollup_of_the_days_it_covers() {
 
 #[tokio::test]
 async fn historical_checkins_land_in_their_months_partitions_not_the_default() {
+    historical_checkins_in_their_months(false).await;
+}
+
+#[tokio::test]
+async fn online_imports_put_historical_checkins_in_their_months_too() {
+    historical_checkins_in_their_months(true).await;
+}
+
+async fn historical_checkins_in_their_months(online: bool) {
     let db = TestDb::new().await;
     let scratch = Scratch::new();
-    let summary = import_ok(&db.pool, &options(&small_fixture(&scratch), &scratch)).await;
+    let options = mingus_import::ImportOptions {
+        online,
+        ..options(&small_fixture(&scratch), &scratch)
+    };
+    let summary = import_ok(&db.pool, &options).await;
     let checkins = summary
         .tables
         .iter()
@@ -351,10 +364,12 @@ async fn new_months_are_attached_whole_existing_months_take_rows_and_default_row
     .unwrap();
     assert_eq!((indexes, foreign_keys), (parent_indexes, parent_fks));
     // Deleting an imported user cascades into an attached month.
-    sqlx::query("DELETE FROM users WHERE id = (SELECT user_id FROM user_health_checkins_p2025_01 LIMIT 1)")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "DELETE FROM users WHERE id = (SELECT user_id FROM user_health_checkins_p2025_01 LIMIT 1)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
     let orphans: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM user_health_checkins c WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = c.user_id)",
     )

@@ -53,6 +53,7 @@ pub fn options(path: &Path, scratch: &Scratch) -> ImportOptions {
         max_rejects: None,
         dry_run: false,
         force: false,
+        online: false,
         report_dir: scratch.path("reports"),
         progress: false,
         analytics_shards: 2,
