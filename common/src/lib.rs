@@ -24,6 +24,6 @@ pub use config::Config;
 /// mimalloc instead of glibc's malloc in every binary of the platform (each links this crate): a `/v1`
 /// request makes a few hundred small allocations, and glibc's `malloc`/`free` were ~12 % of the API's
 /// CPU in a profile of `GET /v1/features/{feature}`; swapping the allocator raised that route's
-/// throughput by ~70 % in one benchmark run (README, Performance).
+/// throughput by ~70 % in one benchmark run (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

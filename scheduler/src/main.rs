@@ -7,7 +7,7 @@ use clap::Parser;
 use mingus_common::config::Needs;
 use mingus_common::{Config, shutdown, telemetry};
 
-/// Every setting comes from the environment (README, "Configuration"); the flags only describe.
+/// Every setting comes from the environment (docs/operating.md, "Configuration"); the flags only describe.
 #[derive(Parser)]
 #[command(
     name = "mingus-scheduler",

@@ -9,7 +9,7 @@
 //!   `partitioned_tables`, moving rows out of a default partition when their month gets its own;
 //! - [`generate`] fills a database with realistic users and activity at a given scale.
 //!
-//! The formulas and choices are documented in the README ("Analytics and partitions").
+//! The formulas and choices are documented in docs/analytics.md ("Analytics and partitions").
 
 pub mod generate;
 pub mod partitions;

@@ -76,7 +76,7 @@ pub struct RedisConfig {
     pub connection_timeout: Duration,
 }
 
-/// Worker and job-runtime settings (see the README's configuration table).
+/// Worker and job-runtime settings (see the configuration table in docs/operating.md).
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
     /// How often an idle worker looks for work (apalis-redis otherwise waits for its 30 s heartbeat).

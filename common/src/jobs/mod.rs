@@ -28,7 +28,7 @@ use crate::queue::Queue;
 pub use enqueue::{EnqueueOptions, Enqueuer};
 pub use keys::QueueKeys;
 
-/// Exponential backoff with full jitter: attempt n waits a random time in [base·2^(n-1) / 2, base·2^(n-1)],
+/// Exponential backoff with equal jitter: attempt n waits a random time in [base·2^(n-1) / 2, base·2^(n-1)],
 /// capped at `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {

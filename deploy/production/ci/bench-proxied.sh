@@ -4,7 +4,7 @@
 # pgbouncer.ini, session mode), against the same API reached directly — both in the same run, the
 # sides taking turns (mingus-bench-api / mingus-bench-ingest with --via-nginx; bench/src/proxied.rs).
 #
-#   deploy/production/ci/bench-proxied.sh            release build, 5 runs each; the README's figures
+#   deploy/production/ci/bench-proxied.sh            release build, 5 runs each; docs/performance.md's figures
 #   deploy/production/ci/bench-proxied.sh --smoke    debug binaries, tiny counts (CI: the script, the
 #                                                     rendered files and both binaries' proxied paths
 #                                                     work end to end; no figure is judged)
