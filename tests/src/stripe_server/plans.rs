@@ -184,11 +184,7 @@ pub(super) async fn update_schedule(
             .iter_mut()
             .find(|s| s["id"] == id.as_str())
         else {
-            return (
-                404,
-                json!({"error": {"type": "invalid_request_error", "code": "resource_missing",
-                                 "message": format!("No such subscription schedule: '{id}'")}}),
-            );
+            return no_such_schedule(&id);
         };
         let phases = phases(form);
         if phases.is_empty() {
@@ -216,11 +212,7 @@ pub(super) async fn release_schedule(
             .iter_mut()
             .find(|s| s["id"] == id.as_str())
         else {
-            return (
-                404,
-                json!({"error": {"type": "invalid_request_error", "code": "resource_missing",
-                                 "message": format!("No such subscription schedule: '{id}'")}}),
-            );
+            return no_such_schedule(&id);
         };
         schedule["status"] = json!("released");
         let released = schedule.clone();
@@ -233,4 +225,13 @@ pub(super) async fn release_schedule(
         }
         (200, released)
     })
+}
+
+/// Stripe's 404 for an unknown subscription schedule.
+fn no_such_schedule(id: &str) -> (u16, Value) {
+    (
+        404,
+        json!({"error": {"type": "invalid_request_error", "code": "resource_missing",
+                         "message": format!("No such subscription schedule: '{id}'")}}),
+    )
 }
