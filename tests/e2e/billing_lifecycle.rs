@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use mingus_common::billing::access;
 use mingus_tests::JobEnv;
 use mingus_tests::stripe::{self as fx, ApiShape, SubscriptionState, deliver, envelope};
-use mingus_worker::stripe::lifecycle::{TrialSweepReport, run_trial_expiry};
+use mingus_worker::billing_sweeps::{TrialSweepReport, run_trial_expiry};
 use uuid::Uuid;
 
 const T: i64 = 1_790_000_000;

@@ -16,6 +16,7 @@ use clap::Parser;
 use mingus_common::queue::Queue;
 use mingus_common::{Config, probe};
 
+pub use handlers::billing_sweeps;
 pub use runtime::{WorkerRuntime, worker_name};
 
 #[derive(Debug, Clone, Parser)]

@@ -1,5 +1,6 @@
-//! The job kinds this platform runs, each with its policy next to it. Later capabilities (Stripe events,
-//! billing sweeps, e-mail, reports, analytics) add theirs here.
+//! The job kinds this platform runs, each with its policy next to it, and [`every_job!`], the list of
+//! them all. The other kinds live beside their capability (`billing_jobs`, `email_jobs`, …); the
+//! worker's handler of each kind lives in `worker/src/handlers/`, in the file named after the kind.
 
 use std::time::Duration;
 
@@ -114,24 +115,61 @@ impl Job for UsageResetSweep {
     };
 }
 
+/// Calls the macro `$then!` with every job type the workers run, as a comma-separated list of paths:
+/// the one list of job kinds. [`SPECS`] is built from it here, and the worker's registry from it there
+/// (`mingus_worker`'s `handlers`), so a job type without a handler does not compile, and a new job is
+/// one entry here plus its `Handler` impl.
+#[macro_export]
+macro_rules! every_job {
+    ($then:ident) => {
+        $then! {
+            $crate::jobs::catalog::BenchNoop,
+            $crate::jobs::catalog::OutboxSweep,
+            $crate::jobs::catalog::Retention,
+            $crate::jobs::catalog::ProcessStripeEvent,
+            $crate::jobs::billing_jobs::TrialExpirySweep,
+            $crate::jobs::billing_jobs::RenewalSweep,
+            $crate::jobs::stripe_jobs::StripeReconcile,
+            $crate::jobs::email_jobs::SendEmail,
+            $crate::jobs::email_jobs::ReminderSweep,
+            $crate::jobs::analytics_jobs::AnalyticsRollup,
+            $crate::jobs::analytics_jobs::AnalyticsRollupShard,
+            $crate::jobs::analytics_jobs::PartitionMaintenance,
+            $crate::jobs::catalog::UsageResetSweep,
+            $crate::jobs::report_jobs::GenerateReport,
+        }
+    };
+}
+
 /// Every job kind the workers know, for validation at the edges (ops retry, cron table).
-pub const SPECS: &[JobSpec] = &[
-    BenchNoop::SPEC,
-    OutboxSweep::SPEC,
-    Retention::SPEC,
-    ProcessStripeEvent::SPEC,
-    super::billing_jobs::TrialExpirySweep::SPEC,
-    super::billing_jobs::RenewalSweep::SPEC,
-    super::stripe_jobs::StripeReconcile::SPEC,
-    super::email_jobs::SendEmail::SPEC,
-    super::email_jobs::ReminderSweep::SPEC,
-    super::analytics_jobs::AnalyticsRollup::SPEC,
-    super::analytics_jobs::AnalyticsRollupShard::SPEC,
-    super::analytics_jobs::PartitionMaintenance::SPEC,
-    UsageResetSweep::SPEC,
-    super::report_jobs::GenerateReport::SPEC,
-];
+pub const SPECS: &[JobSpec] = {
+    macro_rules! specs_of {
+        ($($job:path),* $(,)?) => {
+            &[$(<$job as Job>::SPEC),*]
+        };
+    }
+    crate::every_job!(specs_of)
+};
 
 pub fn spec(kind: &str) -> Option<&'static JobSpec> {
     SPECS.iter().find(|s| s.kind == kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_listed_once() {
+        let mut kinds: Vec<&str> = SPECS.iter().map(|s| s.kind).collect();
+        let listed = kinds.len();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), listed, "a kind listed twice in every_job!");
+        assert_eq!(
+            spec("stripe.process_event").map(|s| s.queue),
+            Some(Queue::StripeEvents)
+        );
+        assert!(spec("no.such_kind").is_none());
+    }
 }

@@ -12,7 +12,7 @@ use mingus_common::queue::Queue;
 use mingus_tests::stripe::{self as fx, ApiShape, SubscriptionState, deliver, envelope};
 use mingus_tests::wait::until;
 use mingus_tests::{JobEnv, TestWorker};
-use mingus_worker::stripe::lifecycle::{RenewalSweepReport, run_renewals};
+use mingus_worker::billing_sweeps::{RenewalSweepReport, run_renewals};
 use serde_json::json;
 
 use super::{DAY, T, access_until, at, email_keys, from_stripe, local, state};

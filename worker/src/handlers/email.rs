@@ -14,78 +14,78 @@ use mingus_common::email::{Template, message, reminders, unsubscribe};
 use mingus_common::jobs::Envelope;
 use mingus_common::jobs::email_jobs::SendEmail;
 
+use super::Handler;
 use crate::context::{JobContext, JobError};
+use mingus_common::jobs::email_jobs::ReminderSweep;
 
-pub async fn send(ctx: &JobContext, envelope: &Envelope, job: SendEmail) -> Result<(), JobError> {
-    let email = &ctx.config.email;
-    let claimed = match deliveries::claim(
-        &ctx.db,
-        job.delivery_id,
-        email.lease,
-        envelope.generation,
-    )
-    .await?
-    {
-        Ok(claimed) => claimed,
-        Err(NotClaimed::Leased { until }) => {
-            return Err(JobError::Retryable(anyhow::anyhow!(
-                "delivery {} is being sent by another job (lease until {until})",
-                job.delivery_id
-            )));
-        }
-        Err(state) => {
-            tracing::debug!(delivery_id = %job.delivery_id, ?state, "nothing to send");
-            crate::metrics::email_outcome("-", "skipped");
-            return Ok(());
-        }
-    };
-    let result = deliver(ctx, &claimed).await;
-    let template = claimed.template.as_str();
-    match result {
-        Ok(Delivered::Sent) => {
-            crate::metrics::email_outcome(template, "sent");
-            Ok(())
-        }
-        Ok(Delivered::Suppressed) => {
-            deliveries::mark_unsent(
-                &ctx.db,
-                &claimed,
-                Unsent::Suppressed,
-                "the recipient unsubscribed or no longer has an account",
-            )
-            .await?;
-            crate::metrics::email_outcome(template, "suppressed");
-            Ok(())
-        }
-        Err(Failure::Unrecorded(err)) => Err(JobError::Retryable(anyhow::anyhow!(
-            "delivery {} was accepted by the SMTP server but could not be marked sent ({err}); \
-             it is sent again (same Message-ID) once its lease expires",
-            claimed.id
-        ))),
-        Err(Failure::Send(SendError::Permanent(reason))) => {
-            deliveries::mark_unsent(&ctx.db, &claimed, Unsent::Failed, &reason).await?;
-            crate::metrics::email_outcome(template, "failed");
-            Err(JobError::Permanent(anyhow::anyhow!(
-                "delivery {} failed: {reason}",
-                claimed.id
-            )))
-        }
-        Err(Failure::Send(SendError::Transient(reason))) => {
-            let last = envelope.attempt >= envelope.max_attempts;
-            let (outcome, note) = if last {
-                (
-                    Unsent::Failed,
-                    format!("gave up after {} attempts: {reason}", envelope.attempt),
-                )
-            } else {
-                (Unsent::Retry, reason.clone())
+impl Handler for SendEmail {
+    async fn run(ctx: &JobContext, envelope: &Envelope, job: Self) -> Result<(), JobError> {
+        let email = &ctx.config.email;
+        let claimed =
+            match deliveries::claim(&ctx.db, job.delivery_id, email.lease, envelope.generation)
+                .await?
+            {
+                Ok(claimed) => claimed,
+                Err(NotClaimed::Leased { until }) => {
+                    return Err(JobError::Retryable(anyhow::anyhow!(
+                        "delivery {} is being sent by another job (lease until {until})",
+                        job.delivery_id
+                    )));
+                }
+                Err(state) => {
+                    tracing::debug!(delivery_id = %job.delivery_id, ?state, "nothing to send");
+                    crate::metrics::email_outcome("-", "skipped");
+                    return Ok(());
+                }
             };
-            deliveries::mark_unsent(&ctx.db, &claimed, outcome, &note).await?;
-            crate::metrics::email_outcome(template, if last { "failed" } else { "retry" });
-            Err(JobError::Retryable(anyhow::anyhow!(
-                "delivery {} not sent: {reason}",
+        let result = deliver(ctx, &claimed).await;
+        let template = claimed.template.as_str();
+        match result {
+            Ok(Delivered::Sent) => {
+                crate::metrics::email_outcome(template, "sent");
+                Ok(())
+            }
+            Ok(Delivered::Suppressed) => {
+                deliveries::mark_unsent(
+                    &ctx.db,
+                    &claimed,
+                    Unsent::Suppressed,
+                    "the recipient unsubscribed or no longer has an account",
+                )
+                .await?;
+                crate::metrics::email_outcome(template, "suppressed");
+                Ok(())
+            }
+            Err(Failure::Unrecorded(err)) => Err(JobError::Retryable(anyhow::anyhow!(
+                "delivery {} was accepted by the SMTP server but could not be marked sent ({err}); \
+             it is sent again (same Message-ID) once its lease expires",
                 claimed.id
-            )))
+            ))),
+            Err(Failure::Send(SendError::Permanent(reason))) => {
+                deliveries::mark_unsent(&ctx.db, &claimed, Unsent::Failed, &reason).await?;
+                crate::metrics::email_outcome(template, "failed");
+                Err(JobError::Permanent(anyhow::anyhow!(
+                    "delivery {} failed: {reason}",
+                    claimed.id
+                )))
+            }
+            Err(Failure::Send(SendError::Transient(reason))) => {
+                let last = envelope.attempt >= envelope.max_attempts;
+                let (outcome, note) = if last {
+                    (
+                        Unsent::Failed,
+                        format!("gave up after {} attempts: {reason}", envelope.attempt),
+                    )
+                } else {
+                    (Unsent::Retry, reason.clone())
+                };
+                deliveries::mark_unsent(&ctx.db, &claimed, outcome, &note).await?;
+                crate::metrics::email_outcome(template, if last { "failed" } else { "retry" });
+                Err(JobError::Retryable(anyhow::anyhow!(
+                    "delivery {} not sent: {reason}",
+                    claimed.id
+                )))
+            }
         }
     }
 }
@@ -175,10 +175,12 @@ async fn deliver(ctx: &JobContext, claimed: &Claimed) -> Result<Delivered, Failu
     Ok(Delivered::Sent)
 }
 
-pub async fn reminder_sweep(ctx: &JobContext) -> Result<(), JobError> {
-    let report = reminders::sweep(&ctx.db, Some(&ctx.enqueuer), Utc::now()).await?;
-    if report != reminders::SweepReport::default() {
-        tracing::info!(?report, "reminder sweep done");
+impl Handler for ReminderSweep {
+    async fn run(ctx: &JobContext, _: &Envelope, _: Self) -> Result<(), JobError> {
+        let report = reminders::sweep(&ctx.db, Some(&ctx.enqueuer), Utc::now()).await?;
+        if report != reminders::SweepReport::default() {
+            tracing::info!(?report, "reminder sweep done");
+        }
+        Ok(())
     }
-    Ok(())
 }

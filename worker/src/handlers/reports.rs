@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::Handler;
 use crate::context::{JobContext, JobError};
 
 /// Longest failure reason stored (and shown to the user).
@@ -70,42 +71,45 @@ enum Failure {
     Transient(anyhow::Error),
 }
 
-pub async fn generate(
-    ctx: &JobContext,
-    envelope: &Envelope,
-    job: GenerateReport,
-) -> Result<(), JobError> {
-    let id = job.report_id;
-    let Some(claimed) = claim(&ctx.db, id).await? else {
-        tracing::debug!(report_id = %id, "report is final or gone; nothing to do");
-        return Ok(());
-    };
-    let Some(spec) = claimed.spec() else {
-        let reason = "the stored report request is not valid".to_owned();
-        mark_failed(&ctx.db, id, &reason).await?;
-        return Err(JobError::Permanent(anyhow::anyhow!(
-            "report {id}: {reason}"
-        )));
-    };
-    match compute(&ctx.db, claimed.user_id, &spec).await {
-        Ok((content, rendered)) => {
-            let staged = mark_ready(&ctx.db, id, &spec, &content, rendered.as_deref()).await?;
-            outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &staged).await;
-            Ok(())
-        }
-        Err(Failure::Permanent(reason)) => {
+impl Handler for GenerateReport {
+    async fn run(ctx: &JobContext, envelope: &Envelope, job: Self) -> Result<(), JobError> {
+        let id = job.report_id;
+        let Some(claimed) = claim(&ctx.db, id).await? else {
+            tracing::debug!(report_id = %id, "report is final or gone; nothing to do");
+            return Ok(());
+        };
+        let Some(spec) = claimed.spec() else {
+            let reason = "the stored report request is not valid".to_owned();
             mark_failed(&ctx.db, id, &reason).await?;
-            // A dead letter makes the failure visible in /ops; retrying it finds the report final.
-            Err(JobError::Permanent(anyhow::anyhow!(
-                "report {id} failed: {reason}"
-            )))
+            return Err(JobError::Permanent(anyhow::anyhow!(
+                "report {id}: {reason}"
+            )));
+        };
+        match compute(&ctx.db, claimed.user_id, &spec).await {
+            Ok((content, rendered)) => {
+                let staged = mark_ready(&ctx.db, id, &spec, &content, rendered.as_deref()).await?;
+                outbox::push_after_commit(&ctx.db, &ctx.enqueuer, &staged).await;
+                Ok(())
+            }
+            Err(Failure::Permanent(reason)) => {
+                mark_failed(&ctx.db, id, &reason).await?;
+                // A dead letter makes the failure visible in /ops; retrying it finds the report final.
+                Err(JobError::Permanent(anyhow::anyhow!(
+                    "report {id} failed: {reason}"
+                )))
+            }
+            Err(Failure::Transient(err)) if envelope.attempt >= envelope.max_attempts => {
+                let reason = format!("gave up after {} attempts: {err:#}", envelope.attempt);
+                mark_failed(&ctx.db, id, &truncate(&reason)).await?;
+                Err(JobError::Retryable(err))
+            }
+            Err(Failure::Transient(err)) => Err(JobError::Retryable(err)),
         }
-        Err(Failure::Transient(err)) if envelope.attempt >= envelope.max_attempts => {
-            let reason = format!("gave up after {} attempts: {err:#}", envelope.attempt);
-            mark_failed(&ctx.db, id, &truncate(&reason)).await?;
-            Err(JobError::Retryable(err))
-        }
-        Err(Failure::Transient(err)) => Err(JobError::Retryable(err)),
+    }
+
+    /// The report fails with the job's last error and gives its unit back ([`give_up`]).
+    async fn on_dead(ctx: &JobContext, job: Self, error: &str) -> Result<(), sqlx::Error> {
+        give_up(&ctx.db, job.report_id, error).await
     }
 }
 

@@ -17,7 +17,6 @@
 mod customer;
 mod history;
 mod invoice;
-pub mod lifecycle;
 mod refund;
 mod subscription;
 pub mod waits;
@@ -25,7 +24,6 @@ pub mod waits;
 use chrono::{DateTime, Utc};
 use mingus_common::billing::{BillingError, Event, email};
 use mingus_common::config::stripe::{StripeConfig, StripeMode};
-use mingus_common::jobs::catalog::ProcessStripeEvent;
 use mingus_common::jobs::{Envelope, outbox};
 use mingus_common::stripe_api::{self, StripeApi};
 use serde_json::Value;
@@ -114,23 +112,6 @@ impl Apply<'_> {
             .fetch_one(&mut *self.conn)
             .await
     }
-}
-
-/// The job handler of [`ProcessStripeEvent`].
-pub async fn handle(
-    ctx: &JobContext,
-    envelope: &Envelope,
-    job: ProcessStripeEvent,
-) -> Result<(), JobError> {
-    let attempt = Attempt {
-        number: envelope.attempt,
-        max_attempts: envelope.max_attempts,
-    };
-    // The outbox row is completed in the event's own transaction (see `handlers::settles_own_outbox`).
-    let outbox_job = envelope.outbox.then_some(envelope.job_id);
-    let outcome = process_event(ctx, &job.event_id, outbox_job, attempt).await?;
-    tracing::debug!(event_id = %job.event_id, ?outcome, "stripe event done");
-    Ok(())
 }
 
 /// Processes one stored event now, and pushes the e-mail jobs it staged. `outbox_job` is the outbox row

@@ -15,7 +15,10 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::Handler;
 use crate::context::{JobContext, JobError};
+use mingus_common::jobs::Envelope;
+use mingus_common::jobs::billing_jobs::{RenewalSweep, TrialExpirySweep};
 
 /// Rows handled per page; pages per run are bounded too.
 const PAGE: i64 = 500;
@@ -35,16 +38,20 @@ pub struct RenewalSweepReport {
     pub grace_expired: usize,
 }
 
-pub async fn trial_expiry_sweep(ctx: &JobContext) -> Result<(), JobError> {
-    let report = trial_expiry(&ctx.db, Utc::now(), Some(&ctx.evictor)).await?;
-    tracing::info!(?report, "trial expiry sweep done");
-    Ok(())
+impl Handler for TrialExpirySweep {
+    async fn run(ctx: &JobContext, _: &Envelope, _: Self) -> Result<(), JobError> {
+        let report = trial_expiry(&ctx.db, Utc::now(), Some(&ctx.evictor)).await?;
+        tracing::info!(?report, "trial expiry sweep done");
+        Ok(())
+    }
 }
 
-pub async fn renewal_sweep(ctx: &JobContext) -> Result<(), JobError> {
-    let report = renewals(&ctx.db, &ctx.config.stripe, Utc::now(), Some(&ctx.evictor)).await?;
-    tracing::info!(?report, "renewal sweep done");
-    Ok(())
+impl Handler for RenewalSweep {
+    async fn run(ctx: &JobContext, _: &Envelope, _: Self) -> Result<(), JobError> {
+        let report = renewals(&ctx.db, &ctx.config.stripe, Utc::now(), Some(&ctx.evictor)).await?;
+        tracing::info!(?report, "renewal sweep done");
+        Ok(())
+    }
 }
 
 /// A state change of the sweeps: candidates by keyset (`id > $1`), applied one by one.
