@@ -1,14 +1,18 @@
 #![doc = include_str!("../README.md")]
 //!
-//! Support for the API benchmarks (`mingus-bench-ingest`, `mingus-bench-api`): a scratch database and
-//! Redis namespace with an in-process API ([`Scratch`]), a lean HTTP/1.1 load generator ([`load`]), and
+//! Support for the benchmarks: a scratch database and Redis prefix for the job-runtime, Stripe,
+//! analytics and e-mail benchmarks, whose workers run as child processes ([`BenchEnv`]); one with an
+//! in-process API for the API benchmarks (`mingus-bench-ingest`, `mingus-bench-api`, [`Scratch`]), a lean HTTP/1.1 load generator ([`load`]), and
 //! API instances behind the production proxies for the comparison with them ([`ProxyArgs`]).
 
+mod bench_env;
 mod figures;
 pub mod load;
 mod proxied;
 mod scratch;
+pub mod stats;
 
+pub use bench_env::BenchEnv;
 pub use figures::Figures;
 pub use load::{Report, Request, Target};
 pub use proxied::ProxyArgs;

@@ -20,10 +20,3 @@ pub mod stripe_api;
 pub mod telemetry;
 
 pub use config::Config;
-
-/// mimalloc instead of glibc's malloc in every binary of the platform (each links this crate): a `/v1`
-/// request makes a few hundred small allocations, and glibc's `malloc`/`free` were ~12 % of the API's
-/// CPU in a profile of `GET /v1/features/{feature}`; swapping the allocator raised that route's
-/// throughput by ~70 % in one benchmark run (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

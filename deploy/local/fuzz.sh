@@ -20,8 +20,8 @@ case "$seconds" in '' | *[!0-9]*) die "usage: $0 [seconds-per-target] [target…
 all_targets=(signature_header jwt cron csv_writer smtp_url config)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
-# No sanitizer: our crates forbid unsafe code and allocate through mimalloc, which AddressSanitizer does
-# not see, so ASan would cost build time and speed and find nothing more (docs/fuzzing.md).
+# No sanitizer: our crates forbid unsafe code, so ASan would cost build time and speed to check only
+# dependencies' unsafe code (docs/fuzzing.md).
 # FUZZ_SANITIZER=address works too (it needs RUSTC_BOOTSTRAP=1 on stable, set below).
 sanitizer="${FUZZ_SANITIZER:-none}"
 timeout_secs="${FUZZ_TIMEOUT:-10}"

@@ -7,6 +7,10 @@ use clap::Parser;
 use mingus_common::config::Needs;
 use mingus_common::{Config, shutdown, telemetry};
 
+/// The platform's allocator, as every binary's (why: `api/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Every setting comes from the environment (docs/operating.md, "Configuration"); the flags only describe.
 #[derive(Parser)]
 #[command(

@@ -7,6 +7,10 @@ use clap::Parser;
 use mingus_common::{Config, shutdown, telemetry};
 use mingus_worker::Args;
 
+/// The platform's allocator, as every binary's (why: `api/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();

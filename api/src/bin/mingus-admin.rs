@@ -6,6 +6,10 @@ use clap::Parser;
 use mingus_api::admin::Cli;
 use mingus_common::{Config, telemetry};
 
+/// The platform's allocator, as every binary's (why: `api/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

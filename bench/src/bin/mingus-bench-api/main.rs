@@ -14,6 +14,10 @@ mod users;
 use clap::{Parser, Subcommand};
 use mingus_bench::{Figures, ProxyArgs, Report, Request, Scratch, Target, load};
 
+/// The platform's allocator, as every binary's (why: `api/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks /v1 routes against GET /health/live", version)]
 struct Args {

@@ -11,6 +11,10 @@ use std::time::Duration;
 use clap::Parser;
 use mingus_bench::{Figures, ProxyArgs, Scratch, Target, median};
 
+/// The platform's allocator, as every binary's (why: `api/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks POST /webhooks/stripe against pgbench", version)]
 struct Args {

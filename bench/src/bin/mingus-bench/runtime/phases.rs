@@ -11,9 +11,9 @@ use mingus_common::jobs::catalog::BenchNoop;
 use tokio::task::JoinSet;
 
 use super::Options;
-use super::env::BenchEnv;
-use super::stats::percentile;
 use super::worker::WorkerProcess;
+use mingus_bench::BenchEnv;
+use mingus_bench::stats::percentile;
 
 /// How long a stopping worker may take before it is killed.
 const STOP_LIMIT: Duration = Duration::from_secs(40);

@@ -1,7 +1,7 @@
 //! `mingus-bench-email`: e-mails per second to a local SMTP server, beside what that server accepts from
 //! a minimal client in the same run.
 //!
-//! `cargo run --release -p mingus-worker --bin mingus-bench-email -- --emails 2000 --runs 3`
+//! `cargo run --release -p mingus-bench --bin mingus-bench-email -- --emails 2000 --runs 3`
 //!
 //! Starts its own aiosmtpd (Debian's python3-aiosmtpd, the Maildir handler, as `deploy/local` runs it)
 //! on a free loopback port, a database and Redis prefix of its own (as `mingus-bench`), and per run:
@@ -34,12 +34,12 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-#[path = "../bench/env.rs"]
-#[allow(dead_code)]
-mod env;
-#[path = "../bench/stats.rs"]
-#[allow(dead_code)]
-mod stats;
+use mingus_bench::BenchEnv;
+use mingus_bench::stats;
+
+/// The platform's allocator, as every binary's (why: `api/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,13 +66,13 @@ async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     ensure!(options.emails > 0 && options.runs > 0 && options.connections > 0);
     let smtp = Aiosmtpd::start()?;
-    let bench = env::BenchEnv::create().await?;
+    let bench = BenchEnv::create().await?;
     let result = run(&options, &smtp, &bench).await;
     bench.destroy().await?;
     result
 }
 
-async fn run(options: &Options, smtp: &Aiosmtpd, bench: &env::BenchEnv) -> anyhow::Result<()> {
+async fn run(options: &Options, smtp: &Aiosmtpd, bench: &BenchEnv) -> anyhow::Result<()> {
     let config = Arc::new(config(options, smtp, bench)?);
     let sample = sample_message(&config)?;
     println!(
@@ -111,7 +111,7 @@ async fn run(options: &Options, smtp: &Aiosmtpd, bench: &env::BenchEnv) -> anyho
     Ok(())
 }
 
-fn config(options: &Options, smtp: &Aiosmtpd, bench: &env::BenchEnv) -> anyhow::Result<Config> {
+fn config(options: &Options, smtp: &Aiosmtpd, bench: &BenchEnv) -> anyhow::Result<Config> {
     let vars = [
         ("DATABASE_URL", bench.db_url.clone()),
         ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
@@ -273,7 +273,7 @@ async fn mailer_only(
 async fn job_path(
     config: &Arc<Config>,
     smtp: &Aiosmtpd,
-    bench: &env::BenchEnv,
+    bench: &BenchEnv,
     options: &Options,
 ) -> anyhow::Result<(f64, f64)> {
     let pool = &bench.pool;

@@ -23,9 +23,9 @@ use mingus_common::stripe_api::store_event;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::env::BenchEnv;
-use super::stats;
 use super::worker::WorkerProcess;
+use mingus_bench::BenchEnv;
+use mingus_bench::stats;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConvergenceOptions {

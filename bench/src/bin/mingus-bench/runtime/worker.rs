@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use super::env::BenchEnv;
+use mingus_bench::BenchEnv;
 
 /// `USER_HZ`: 100 on every Linux architecture we run on.
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;

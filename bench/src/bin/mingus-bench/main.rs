@@ -1,8 +1,8 @@
-//! `mingus-bench`: the job-runtime benchmark (see `worker/src/bench/`). Thin entry point.
+//! `mingus-bench`: the job-runtime benchmark (see `runtime/`). Thin entry point.
 //!
-//! `cargo run --release -p mingus-worker --bin mingus-bench -- --jobs 20000,100000 --runs 3`
-//! `cargo run --release -p mingus-worker --bin mingus-bench -- stripe --events 20000 --runs 3`
-//! `cargo run --release -p mingus-worker --bin mingus-bench -- stripe-convergence --events 20000 --runs 3`
+//! `cargo run --release -p mingus-bench --bin mingus-bench -- --jobs 20000,100000 --runs 3`
+//! `cargo run --release -p mingus-bench --bin mingus-bench -- stripe --events 20000 --runs 3`
+//! `cargo run --release -p mingus-bench --bin mingus-bench -- stripe-convergence --events 20000 --runs 3`
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,8 +10,11 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use mingus_common::{Config, shutdown, telemetry};
 
-#[path = "../bench/mod.rs"]
-mod bench;
+mod runtime;
+
+/// The platform's allocator, as every binary's (why: `api/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -24,7 +27,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    options: bench::Options,
+    options: runtime::Options,
 }
 
 #[derive(Subcommand)]
@@ -33,9 +36,9 @@ enum Command {
     #[command(hide = true)]
     ServeWorker(mingus_worker::Args),
     /// Stripe subscription events applied per second by one worker, beside a no-op drain.
-    Stripe(bench::stripe::StripeOptions),
+    Stripe(runtime::stripe::StripeOptions),
     /// How long after the last delivery a stream delivered newest first is fully applied.
-    StripeConvergence(bench::stripe_convergence::ConvergenceOptions),
+    StripeConvergence(runtime::stripe_convergence::ConvergenceOptions),
 }
 
 #[tokio::main]
@@ -43,7 +46,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::ServeWorker(args)) => serve_worker(args).await,
-        Some(Command::Stripe(options)) => match bench::stripe::run(options).await {
+        Some(Command::Stripe(options)) => match runtime::stripe::run(options).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("mingus-bench stripe: {err:#}");
@@ -51,7 +54,7 @@ async fn main() -> ExitCode {
             }
         },
         Some(Command::StripeConvergence(options)) => {
-            match bench::stripe_convergence::run(options).await {
+            match runtime::stripe_convergence::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("mingus-bench stripe-convergence: {err:#}");
@@ -59,7 +62,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        None => match bench::run(cli.options).await {
+        None => match runtime::run(cli.options).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("mingus-bench: {err:#}");

@@ -9,7 +9,7 @@
 //!    `--sample` of users, checks it wrote the same rows, and extrapolates it to all users;
 //! 4. times partition maintenance with nothing to do.
 //!
-//! `cargo run --release -p mingus-worker --bin mingus-bench-analytics -- --users 1000000 --days 30`
+//! `cargo run --release -p mingus-bench --bin mingus-bench-analytics -- --users 1000000 --days 30`
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -23,8 +23,11 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 #[allow(dead_code)]
-#[path = "../bench/env.rs"]
-mod env;
+use mingus_bench::BenchEnv;
+
+/// The platform's allocator, as every binary's (why: `api/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -69,7 +72,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let env = env::BenchEnv::create().await?;
+    let env = BenchEnv::create().await?;
     println!("benchmark database {}", env.db_name);
     let result = measure(&cli, &env.db_url).await;
     if cli.keep {

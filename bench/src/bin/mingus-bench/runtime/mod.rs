@@ -7,10 +7,8 @@
 //! worker running, then one worker process is started and timed until Redis shows every job acknowledged.
 //! Every drain checks exactly-once: the ledger holds one succeeded run per job and nothing is left.
 
-mod env;
 mod phases;
 mod redis_benchmark;
-mod stats;
 pub mod stripe;
 pub mod stripe_convergence;
 mod worker;
@@ -20,7 +18,8 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 
-pub use env::BenchEnv;
+pub use mingus_bench::BenchEnv;
+use mingus_bench::stats;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {

@@ -20,10 +20,10 @@ use mingus_common::queue::Queue;
 use mingus_common::stripe_api::store_event;
 use serde_json::{Value, json};
 
-use super::env::BenchEnv;
 use super::phases;
 use super::worker::WorkerProcess;
 use super::{Options, stats};
+use mingus_bench::BenchEnv;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StripeOptions {
