@@ -5,6 +5,7 @@
 //! in-process API for the API benchmarks (`mingus-bench-ingest`, `mingus-bench-api`, [`Scratch`]), a lean HTTP/1.1 load generator ([`load`]), and
 //! API instances behind the production proxies for the comparison with them ([`ProxyArgs`]).
 
+pub mod analytics_reference;
 mod bench_env;
 mod figures;
 pub mod load;

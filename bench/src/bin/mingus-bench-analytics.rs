@@ -5,7 +5,7 @@
 //! 2. rolls up the last day with the set-based statement, `--shards` shard statements `--parallel` at a
 //!    time (what `--parallel` workers of the `analytics` queue do with the shard jobs), then again (the
 //!    idempotent re-run);
-//! 3. runs the naive per-user loop (load, compute in Rust, upsert: `analytics::reference`) over a
+//! 3. runs the naive per-user loop (load, compute in Rust, upsert: `mingus_bench::analytics_reference`) over a
 //!    `--sample` of users, checks it wrote the same rows, and extrapolates it to all users;
 //! 4. times partition maintenance with nothing to do.
 //!
@@ -18,7 +18,8 @@ use anyhow::Context;
 use chrono::{Days, Utc};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use mingus_common::analytics::{generate, partitions, reference, rollup};
+use mingus_bench::analytics_reference as reference;
+use mingus_common::analytics::{generate, partitions, rollup};
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 

@@ -1,7 +1,8 @@
 //! The synthetic data generator: realistic, deterministic per seed, and consistent with the rollup.
 
 use chrono::{Datelike, NaiveDate, Utc};
-use mingus_common::analytics::{generate, reference, rollup};
+use mingus_bench::analytics_reference as reference;
+use mingus_common::analytics::{generate, rollup};
 use mingus_tests::TestDb;
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -1,6 +1,6 @@
 //! The daily `user_analytics` rollup, its jobs, the data generator and `/ops/db`, end to end; and the
 //! random data sets (users in many zones, activity around a day) the property test compares with the
-//! plain Rust computation of `mingus_common::analytics::reference`.
+//! plain Rust computation of `mingus_bench::analytics_reference`.
 
 mod generate;
 mod jobs;
@@ -8,7 +8,9 @@ mod ops_db;
 mod rollup;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use mingus_common::analytics::reference::{self, Checkin, Event, Goal, Questionnaire, UserData};
+use mingus_bench::analytics_reference::{
+    self as reference, Checkin, Event, Goal, Questionnaire, UserData,
+};
 use rand::Rng;
 use rand::rngs::StdRng;
 use rust_decimal::Decimal;

@@ -1,5 +1,5 @@
 use chrono::{Datelike, Duration, Months, NaiveDate, Utc};
-use mingus_common::analytics::reference::{self, Event, UserData};
+use mingus_bench::analytics_reference::{self as reference, Event, UserData};
 use mingus_common::analytics::{Shard, rollup};
 use mingus_tests::TestDb;
 use rand::rngs::StdRng;
