@@ -1,7 +1,8 @@
 //! The one error type of the HTTP edge: typed 4xx with a stable code, opaque 500s whose cause is logged.
 //! An internal error caused by an unreachable database or Redis (connection refused or cut, pool
-//! timeout, the server shutting down) is a 503 with `Retry-After` wherever it was raised: the client
-//! did nothing wrong and may retry, and a handler cannot forget to say so.
+//! timeout, the server shutting down; for PostgreSQL every error `mingus_common::db::is_transient`
+//! names, the jobs' retry rule too) is a 503 with `Retry-After` wherever it was raised: the client did
+//! nothing wrong and may retry, and a handler cannot forget to say so.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -39,23 +40,6 @@ impl ApiError {
 /// What a 503 tells the client to wait before retrying.
 pub const RETRY_AFTER_SECS: u32 = 2;
 
-/// Whether `err` means PostgreSQL could not be reached or used right now, rather than a bug or a bad
-/// statement: no connection in time, a connection lost mid-query, or the server refusing work while it
-/// shuts down or starts (SQLSTATE class 08, 57P01–57P03, 53300 too many connections).
-pub fn database_unreachable(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
-        }),
-        _ => false,
-    }
-}
-
 /// Whether Redis could not be reached in time.
 pub fn redis_unreachable(err: &redis::RedisError) -> bool {
     err.is_io_error()
@@ -69,7 +53,7 @@ fn dependency_unreachable(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<sqlx::Error>()
-            .is_some_and(database_unreachable)
+            .is_some_and(mingus_common::db::is_transient)
             || cause
                 .downcast_ref::<redis::RedisError>()
                 .is_some_and(redis_unreachable)
@@ -95,6 +79,17 @@ fn unavailable(reason: &str) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     response
+}
+
+/// A database error: 503 when it is transient (see the module), else an opaque 500.
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        if mingus_common::db::is_transient(&err) {
+            ApiError::Unavailable(format!("database: {err}"))
+        } else {
+            ApiError::Internal(err.into())
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

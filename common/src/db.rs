@@ -85,6 +85,38 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
         .await
 }
 
+/// Whether `err` is worth trying again as it is: PostgreSQL could not be reached or used right now,
+/// or the statement lost a race it may win next time. The one answer for the API (a 503 with
+/// `Retry-After`) and for jobs (a retry with backoff): no connection in time, a connection lost or
+/// garbled mid-query, the server shutting down or starting (SQLSTATE classes 08 and 57), out of
+/// resources such as connections or disk (53), a system error (58), a serialization failure or
+/// deadlock (40). Anything else is a bug or a bad statement, and trying again changes nothing.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            ["08", "40", "53", "57", "58"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }),
+        _ => false,
+    }
+}
+
+/// Whether any cause in `err`'s chain is a transient database error ([`is_transient`]).
+pub fn any_transient(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_transient)
+    })
+}
+
 /// Takes the transaction-scoped advisory lock named `key` (hashed to 64 bits by PostgreSQL): transactions
 /// naming the same key take turns until commit or rollback.
 pub async fn advisory_xact_lock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
@@ -108,4 +140,22 @@ pub async fn begin_as_user(
         .execute(&mut *tx)
         .await?;
     Ok(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_trouble_is_transient_and_a_bad_statement_is_not() {
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(is_transient(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        ))));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+        assert!(!is_transient(&sqlx::Error::ColumnNotFound("x".into())));
+        let wrapped = anyhow::Error::new(sqlx::Error::PoolClosed).context("loading the report");
+        assert!(any_transient(&wrapped));
+        assert!(!any_transient(&anyhow::anyhow!("a bug")));
+    }
 }

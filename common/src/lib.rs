@@ -18,5 +18,6 @@ pub mod seed;
 pub mod shutdown;
 pub mod stripe_api;
 pub mod telemetry;
+pub mod text;
 
 pub use config::Config;

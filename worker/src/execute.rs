@@ -11,6 +11,7 @@ use futures::FutureExt;
 use mingus_common::jobs::catalog;
 use mingus_common::jobs::ledger::{Ledger, RunRecord, RunStatus};
 use mingus_common::jobs::{Envelope, QueueKeys, outbox};
+use mingus_common::text::clip;
 use tracing::Instrument;
 
 use crate::context::{JobContext, JobError};
@@ -79,7 +80,7 @@ impl QueueRunner {
                 attempt: envelope.attempt,
                 max_attempts: envelope.max_attempts,
                 status,
-                error: error.map(|e| truncate(&e, 4_000)),
+                error: error.map(|e| clip(&e, 4_000)),
                 worker: self.worker.clone(),
                 enqueued_at: envelope.enqueued_at,
                 started_at,
@@ -146,22 +147,11 @@ async fn dead_letter(
     .bind(envelope.attempt as i32)
     .bind(envelope.max_attempts as i32)
     .bind(envelope.generation as i32)
-    .bind(truncate(error, 4_000))
+    .bind(clip(error, 4_000))
     .bind(envelope.enqueued_at)
     .execute(&ctx.db)
     .await
     .map(|_| ())
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

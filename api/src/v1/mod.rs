@@ -174,13 +174,9 @@ impl Routes {
     }
 }
 
-/// A database error: 503 when the database is unreachable or saturated, else an opaque 500.
+/// A database error: 503 when it is transient, else an opaque 500 (`From<sqlx::Error> for ApiError`).
 pub(crate) fn db_error(err: sqlx::Error) -> ApiError {
-    if crate::error::database_unreachable(&err) {
-        ApiError::Unavailable(format!("database: {err}"))
-    } else {
-        ApiError::Internal(err.into())
-    }
+    err.into()
 }
 
 /// An error of a shared service (entitlements): 503 when its database or Redis is unreachable (the

@@ -67,19 +67,8 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync {
     /// A short description of the arguments for the ledger and dashboard. Never include secrets.
     fn summary(&self) -> String {
         let text = serde_json::to_string(self).unwrap_or_default();
-        truncate(&text, 200)
+        crate::text::clip_marked(&text, 200)
     }
-}
-
-pub(crate) fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// What is stored in Redis for each attempt of a job.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::config::stripe::StripeMode;
 use crate::jobs::catalog::ProcessStripeEvent;
 use crate::jobs::{Enqueuer, Envelope, outbox};
+use crate::text::clip;
 
 /// Namespace of the job ids derived from Stripe event ids: the webhook ingest uses the same one, so an
 /// event fetched here and delivered later maps to the same processing job.
@@ -38,10 +39,6 @@ pub struct StoredEvent {
     pub status: &'static str,
     /// The staged processing job, to push after commit.
     pub envelope: Option<Envelope>,
-}
-
-fn clip(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
 }
 
 /// JSONB cannot hold `\u0000` in strings: replace it so a hostile-but-signed payload still stores.

@@ -151,40 +151,14 @@ async fn compute(
         Ok(Err(_panic)) => Err(Failure::Permanent(
             "the computation stopped on an internal error".into(),
         )),
-        Ok(Ok(Err(err))) if is_transient(&err) => Err(Failure::Transient(err)),
+        Ok(Ok(Err(err))) if mingus_common::db::any_transient(&err) => Err(Failure::Transient(err)),
         Ok(Ok(Err(err))) => Err(Failure::Permanent(truncate(&format!("{err:#}")))),
         Ok(Ok(Ok(done))) => Ok(done),
     }
 }
 
-/// Connection loss, pool exhaustion, serialisation failures, deadlocks, lack of resources and operator
-/// intervention (SQLSTATE classes 08, 40, 53, 57, 58) are worth a retry; anything else is not.
-fn is_transient(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
-            Some(
-                sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::Protocol(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed,
-            ) => true,
-            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
-                ["08", "40", "53", "57", "58"]
-                    .iter()
-                    .any(|c| code.starts_with(c))
-            }),
-            _ => false,
-        })
-}
-
 fn truncate(text: &str) -> String {
-    if text.chars().count() <= MAX_REASON_CHARS {
-        return text.to_owned();
-    }
-    let cut: String = text.chars().take(MAX_REASON_CHARS).collect();
-    format!("{cut}…")
+    mingus_common::text::clip_marked(text, MAX_REASON_CHARS)
 }
 
 /// `running` → `ready` with the content, and the requester's e-mail, in one transaction. Returns the

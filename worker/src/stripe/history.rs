@@ -30,7 +30,7 @@ pub(super) struct Outcome<'a> {
 }
 
 fn clip(text: Option<&str>, max: usize) -> Option<String> {
-    text.map(|t| t.chars().take(max).collect())
+    text.map(|t| mingus_common::text::clip(t, max))
 }
 
 /// Inserts the row unless its transaction id exists; true when inserted.

@@ -575,7 +575,7 @@ async fn complete_outbox(
 
 /// An error as stored in `stripe_events.last_error`: its first 2,000 characters.
 fn error_text(error: &str) -> String {
-    error.chars().take(2_000).collect()
+    mingus_common::text::clip(error, 2_000)
 }
 
 /// The job of event `event_id` died outside its handler's own record (its last attempt killed by the
