@@ -212,6 +212,70 @@ async fn a_downgrade_is_scheduled_for_the_period_end_and_an_upgrade_releases_it(
 }
 
 #[tokio::test]
+async fn keeping_the_current_plan_cancels_a_scheduled_downgrade() {
+    let billing = billing().await;
+    let Billing { app, stripe, owner } = &billing;
+    sqlx::query(
+        "UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1",
+    )
+    .bind(owner)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let token = user_token(app, *owner);
+    let downgraded = post_plan(app, CHANGE, &token, "essentials", "monthly").await;
+    assert_eq!(
+        downgraded.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        downgraded.body
+    );
+    assert_eq!(pending(app, &token).await.len(), 1);
+    let schedule = stripe.subscription(SUBSCRIPTION).unwrap()["schedule"].clone();
+    assert_eq!(
+        schedule, "sub_sched_test_1",
+        "the downgrade is scheduled at Stripe"
+    );
+
+    // The user changes their mind: the plan they have.
+    let kept = post_plan(app, CHANGE, &token, "professional", "monthly").await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    assert_eq!(kept.body["action"], "keep");
+    assert_eq!(kept.body["pending"], false);
+    assert!(kept.body["effective_at"].is_null());
+    let writes = stripe.writes();
+    assert_eq!(
+        writes.last().map(|w| w.path.as_str()),
+        Some("/v1/subscription_schedules/sub_sched_test_1/release"),
+        "the schedule is released, nothing else is written"
+    );
+    assert_eq!(
+        writes.len(),
+        3,
+        "schedule created, its phases set, released"
+    );
+    assert_eq!(stripe.schedules()[0]["status"], "released");
+    assert!(stripe.subscription(SUBSCRIPTION).unwrap()["schedule"].is_null());
+    assert!(
+        pending(app, &token).await.is_empty(),
+        "the downgrade is no longer shown as pending"
+    );
+    assert_eq!(
+        local_plan(&billing).await,
+        ("professional".to_owned(), "monthly".to_owned()),
+        "the local plan never changed"
+    );
+
+    // With nothing scheduled any more, the same request has nothing to do.
+    let again = post_plan(app, CHANGE, &token, "professional", "monthly").await;
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::CONFLICT, "same_plan")
+    );
+    assert_eq!(stripe.writes().len(), 3, "no second release");
+}
+
+#[tokio::test]
 async fn change_refusals_are_typed_and_a_declined_card_changes_nothing() {
     let billing = billing().await;
     let Billing { app, stripe, owner } = &billing;
@@ -270,7 +334,8 @@ async fn change_refusals_are_typed_and_a_declined_card_changes_nothing() {
         (acting.status, acting.code()),
         (StatusCode::FORBIDDEN, "account_owner_required")
     );
-    assert!(stripe.requests().is_empty(), "nothing reached Stripe");
+    // `same_plan` reads the subscription (is a downgrade scheduled?); no refusal writes anything.
+    assert!(stripe.writes().is_empty(), "nothing written at Stripe");
 
     // Executive annual has no price here: move the local plan down so Executive monthly upgrades it.
     sqlx::query("UPDATE subscriptions SET plan_tier = 'professional' WHERE user_id = $1")

@@ -11,11 +11,16 @@
 //!   swap, which would take the higher tier away at once from a user who paid for it until the renewal,
 //!   and over a Stripe "pending update", which only exists for changes that charge now. A second
 //!   downgrade before the renewal rewrites the same schedule.
+//! - **Keeping the current plan** while a downgrade is scheduled cancels the downgrade: the schedule is
+//!   released (the subscription renews on its plan, as Cashier's swap back to the current price does)
+//!   → 200 `{action: "keep", effective_at: null, pending: false}`. With nothing scheduled there is
+//!   nothing to change: 409 `same_plan`.
 //! - **Refusals**: unknown plan → 422 `invalid_plan`; no configured price → 422 `plan_not_available`;
-//!   no Stripe subscription granting access → 409 `no_active_subscription`; the plan the user has →
-//!   409 `same_plan`.
+//!   no Stripe subscription granting access → 409 `no_active_subscription`.
 //! - Stripe's current item, price and period are read from Stripe (`GET /v1/subscriptions/{id}`) just
 //!   before the write; the local subscription changes only when the webhook arrives.
+
+use std::cmp::Ordering;
 
 use axum::Json;
 use axum::extract::State;
@@ -55,29 +60,8 @@ pub async fn change(
     };
     let from = Wanted::rank(current.tier, current.cycle);
     let to = Wanted::rank(wanted.tier, wanted.cycle);
-    if from == to {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
-            "same_plan",
-            format!(
-                "the subscription is already on the {} {} plan",
-                current.tier,
-                current.cycle.as_str()
-            ),
-        )
-        .into());
-    }
     let api = client(&state)?;
-    let live = api
-        .subscription(&current.subscription)
-        .await
-        .map_err(call_error)?;
-    let Some(live) = LiveSubscription::of(&live) else {
-        tracing::warn!(subscription = %current.subscription, "Stripe's subscription has no item, price or period");
-        return Err(BillingError::Unavailable(
-            "the payment provider gave an incomplete answer; retry in a moment",
-        ));
-    };
+    let live = live(&api, &current).await?;
     let change = Change {
         api: &api,
         db: &state.db,
@@ -87,10 +71,10 @@ pub async fn change(
         live: &live,
         wanted: &wanted,
     };
-    let (action, object, effective_at) = if to > from {
-        change.upgrade().await?
-    } else {
-        change.downgrade().await?
+    let (action, object, effective_at) = match to.cmp(&from) {
+        Ordering::Greater => change.upgrade().await?,
+        Ordering::Less => change.downgrade().await?,
+        Ordering::Equal => return change.keep().await,
     };
     let record = Pending {
         owner,
@@ -116,6 +100,18 @@ pub async fn change(
         })),
     )
         .into_response())
+}
+
+/// Stripe's subscription as the change needs it (read just before the write).
+async fn live(api: &BillingApi, current: &Current) -> Result<LiveSubscription, BillingError> {
+    let live = api
+        .subscription(&current.subscription)
+        .await
+        .map_err(call_error)?;
+    LiveSubscription::of(&live).ok_or_else(|| {
+        tracing::warn!(subscription = %current.subscription, "Stripe's subscription has no item, price or period");
+        BillingError::Unavailable("the payment provider gave an incomplete answer; retry in a moment")
+    })
 }
 
 /// One change being made: what it needs from the request and from Stripe.
@@ -157,6 +153,41 @@ impl Change<'_> {
             .await
             .map_err(call_error)?;
         Ok(("upgrade", subscription.clone(), None))
+    }
+
+    /// The plan the subscription has: releases a scheduled downgrade, or refuses (`same_plan`).
+    async fn keep(&self) -> Result<Response, BillingError> {
+        let Some(schedule) = &self.live.schedule else {
+            return Err(ApiError::client(
+                StatusCode::CONFLICT,
+                "same_plan",
+                format!(
+                    "the subscription is already on the {} {} plan and no change is scheduled",
+                    self.current.tier,
+                    self.current.cycle.as_str()
+                ),
+            )
+            .into());
+        };
+        self.api
+            .release_schedule(schedule, &self.key("keep"))
+            .await
+            .map_err(call_error)?;
+        pending::supersede(self.db, self.owner, schedule).await;
+        tracing::info!(user_id = %self.owner, subscription = %self.current.subscription, %schedule,
+            "scheduled plan change cancelled: the subscription keeps its plan");
+        Ok((
+            StatusCode::OK,
+            Json(json!({
+                "subscription_id": self.current.subscription,
+                "action": "keep",
+                "tier": self.wanted.tier.as_str(),
+                "cycle": self.wanted.cycle.as_str(),
+                "effective_at": null,
+                "pending": false,
+            })),
+        )
+            .into_response())
     }
 
     async fn downgrade(&self) -> Result<Done, BillingError> {
