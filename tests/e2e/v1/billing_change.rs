@@ -215,13 +215,7 @@ async fn a_downgrade_is_scheduled_for_the_period_end_and_an_upgrade_releases_it(
 async fn keeping_the_current_plan_cancels_a_scheduled_downgrade() {
     let billing = billing().await;
     let Billing { app, stripe, owner } = &billing;
-    sqlx::query(
-        "UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1",
-    )
-    .bind(owner)
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    on_professional(&billing).await;
     let token = user_token(app, *owner);
     let downgraded = post_plan(app, CHANGE, &token, "essentials", "monthly").await;
     assert_eq!(
@@ -273,6 +267,111 @@ async fn keeping_the_current_plan_cancels_a_scheduled_downgrade() {
         (StatusCode::CONFLICT, "same_plan")
     );
     assert_eq!(stripe.writes().len(), 3, "no second release");
+}
+
+/// Professional locally; the Stripe subscription as the fixture has it.
+async fn on_professional(billing: &Billing) {
+    sqlx::query(
+        "UPDATE subscriptions SET plan_tier = 'professional', plan_price = 29 WHERE user_id = $1",
+    )
+    .bind(billing.owner)
+    .execute(&billing.app.db.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_trialing_subscriptions_downgrade_keeps_the_trial_in_its_first_phase() {
+    let billing = billing().await;
+    let Billing { app, stripe, owner } = &billing;
+    on_professional(&billing).await;
+    let trial_end = chrono::Utc::now().timestamp() + 5 * 86_400;
+    assert!(stripe.edit_subscription(SUBSCRIPTION, |sub| {
+        sub["status"] = json!("trialing");
+        sub["trial_end"] = json!(trial_end);
+    }));
+    let token = user_token(app, *owner);
+    let downgraded = post_plan(app, CHANGE, &token, "essentials", "monthly").await;
+    assert_eq!(
+        downgraded.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        downgraded.body
+    );
+    let writes = stripe.writes();
+    assert_eq!(writes.len(), 2, "schedule created, its phases set");
+    assert_eq!(
+        form(&writes[1], "phases[0][trial_end]"),
+        Some(&*trial_end.to_string()),
+        "without it the phase would end the trial at once"
+    );
+    assert_eq!(form(&writes[1], "phases[1][trial_end]"), None);
+
+    // The same request on a subscription that is not trialing sends no trial at all.
+    let billing = self::billing().await;
+    on_professional(&billing).await;
+    let token = user_token(&billing.app, billing.owner);
+    let plain = post_plan(&billing.app, CHANGE, &token, "essentials", "monthly").await;
+    assert_eq!(plain.status, StatusCode::ACCEPTED, "{}", plain.body);
+    assert_eq!(
+        form(&billing.stripe.writes()[1], "phases[0][trial_end]"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_declined_upgrade_after_releasing_a_downgrade_leaves_the_plan_and_nothing_pending() {
+    let billing = billing().await;
+    let Billing { app, stripe, owner } = &billing;
+    on_professional(&billing).await;
+    let token = user_token(app, *owner);
+    let downgraded = post_plan(app, CHANGE, &token, "essentials", "monthly").await;
+    assert_eq!(
+        downgraded.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        downgraded.body
+    );
+
+    // The release goes through, the upgrade's proration invoice is declined.
+    stripe.script_acting();
+    stripe.script(Scripted::card_declined());
+    let declined = post_plan(app, CHANGE, &token, "executive", "monthly").await;
+    assert_eq!(
+        (declined.status, declined.code()),
+        (StatusCode::PAYMENT_REQUIRED, "card_declined"),
+        "{}",
+        declined.body
+    );
+    let paths: Vec<String> = stripe.writes()[2..]
+        .iter()
+        .map(|w| w.path.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/subscription_schedules/sub_sched_test_1/release".to_owned(),
+            format!("/v1/subscriptions/{SUBSCRIPTION}")
+        ]
+    );
+    assert_eq!(
+        stripe.schedules()[0]["status"],
+        "released",
+        "the downgrade is gone at Stripe"
+    );
+    assert!(
+        pending(app, &token).await.is_empty(),
+        "neither the released downgrade nor the declined upgrade is shown as pending"
+    );
+    assert_eq!(
+        stripe.subscription(SUBSCRIPTION).unwrap()["items"]["data"][0]["price"]["id"],
+        FIXTURE_PRICE,
+        "the plan is unchanged at Stripe"
+    );
+    assert_eq!(
+        local_plan(&billing).await,
+        ("professional".to_owned(), "monthly".to_owned())
+    );
 }
 
 #[tokio::test]

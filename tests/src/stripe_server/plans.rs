@@ -41,6 +41,13 @@ impl StripeServer {
         let data = self.data.lock().unwrap();
         data.subscriptions.iter().find(|s| s["id"] == id).cloned()
     }
+
+    /// Changes a stored subscription in place (a test's starting state, e.g. trialing); false if unknown.
+    pub fn edit_subscription(&self, id: &str, edit: impl FnOnce(&mut Value)) -> bool {
+        let mut data = self.data.lock().unwrap();
+        let found = data.subscriptions.iter_mut().find(|s| s["id"] == id);
+        found.map(edit).is_some()
+    }
 }
 
 fn missing(param: &str) -> (u16, Value) {

@@ -53,7 +53,8 @@ impl Scripted {
 
 #[derive(Default)]
 pub(super) struct Writes {
-    scripted: VecDeque<Scripted>,
+    /// One entry per coming POST: a scripted answer, or `None` to act as usual.
+    scripted: VecDeque<Option<Scripted>>,
     /// Idempotency key → the answer given (status, body).
     answered: HashMap<String, (u16, Value)>,
 }
@@ -61,7 +62,18 @@ pub(super) struct Writes {
 impl StripeServer {
     /// The next POST (whatever its path) gets `answer` instead of acting; one per call, in order.
     pub fn script(&self, answer: Scripted) {
-        self.data.lock().unwrap().writes.scripted.push_back(answer);
+        self.data
+            .lock()
+            .unwrap()
+            .writes
+            .scripted
+            .push_back(Some(answer));
+    }
+
+    /// The next POST acts as usual: queued before [`StripeServer::script`], it makes the scripted answer
+    /// reach the second of two calls (a release that succeeds, then an upgrade that is declined).
+    pub fn script_acting(&self) {
+        self.data.lock().unwrap().writes.scripted.push_back(None);
     }
 
     /// POSTs received (retries included).
@@ -120,7 +132,7 @@ pub(super) fn write(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
         return response;
     }
-    if let Some(scripted) = data.writes.scripted.pop_front() {
+    if let Some(Some(scripted)) = data.writes.scripted.pop_front() {
         let mut response = answer(scripted.status, scripted.body);
         if let Some(retry) = scripted.should_retry {
             let value = HeaderValue::from_static(if retry { "true" } else { "false" });
