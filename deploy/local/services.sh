@@ -141,6 +141,7 @@ ensure_production_tools() {
   command -v systemd-analyze >/dev/null || missing+=(systemd)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
+  command -v promtool >/dev/null || missing+=(prometheus)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
   [ ${#missing[@]} -eq 0 ] && return
   local policy=/usr/sbin/policy-rc.d created=""

@@ -30,7 +30,7 @@ production_status=0
 if [ $# -eq 0 ] || [ "${MINGUS_PRODUCTION_CI:-}" = 1 ]; then
   # Each entry: a script's name and its arguments (bench-proxied: the short version; the measurement
   # itself is a command, docs/performance.md "Through the production proxies").
-  for entry in systemd-units nginx-e2e pgbouncer-e2e pitr-drill "bench-proxied --smoke"; do
+  for entry in systemd-units nginx-e2e pgbouncer-e2e pitr-drill monitoring "bench-proxied --smoke"; do
     read -r script args <<<"$entry"
     log "deploy/production/ci/$script.sh $args"
     # shellcheck disable=SC2086 # $args: zero or more words
