@@ -164,7 +164,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.handle.render(),
+        state.metrics.handle.render() + &mingus_common::process_metrics::render("mingus-api"),
     )
         .into_response()
 }

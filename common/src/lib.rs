@@ -12,6 +12,7 @@ pub mod entitlements;
 pub mod health;
 pub mod jobs;
 pub mod probe;
+pub mod process_metrics;
 pub mod queue;
 pub mod reports;
 pub mod seed;

@@ -95,7 +95,7 @@ async fn ready(State(probe): State<Probe>) -> Response {
 async fn metrics(State(probe): State<Probe>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        (probe.metrics)(),
+        (probe.metrics)() + &crate::process_metrics::render(probe.service),
     )
         .into_response()
 }

@@ -160,6 +160,7 @@ pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> any
     if let Some(listen) = config.listen.scheduler_probe {
         let listener = probe::bind(listen, "MINGUS_SCHEDULER_METRICS_ADDR").await?;
         let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+        describe_metrics();
         probe::spawn(
             listener,
             probe::Probe {
@@ -180,4 +181,22 @@ pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> any
     scheduler.run(shutdown, config.shutdown_timeout).await;
     pool.close().await;
     Ok(())
+}
+
+/// HELP text of the scheduler's metrics.
+fn describe_metrics() {
+    metrics::describe_counter!("mingus_scheduler_passes_total", "Scheduler passes run");
+    metrics::describe_counter!(
+        "mingus_scheduler_fired_total",
+        "Cron ticks enqueued (each tick once across replicas)"
+    );
+    metrics::describe_counter!(
+        "mingus_scheduler_failed_total",
+        "Cron ticks that could not be enqueued (retried at the next pass)"
+    );
+    metrics::describe_gauge!(
+        "mingus_scheduler_last_pass_timestamp_seconds",
+        metrics::Unit::Seconds,
+        "When this scheduler last finished a pass (unix time)"
+    );
 }

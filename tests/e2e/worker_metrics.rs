@@ -1,4 +1,5 @@
-//! A worker process serves Prometheus metrics of the jobs it ran, and its health probes.
+//! A worker process serves Prometheus metrics of the jobs it ran (one `mingus_jobs_total` by outcome,
+//! with HELP text), its process metrics and build, and its health probes. Queue depths are the API's.
 
 use std::time::Duration;
 
@@ -34,30 +35,43 @@ async fn a_worker_process_exposes_job_counters_and_duration_histograms() {
     let url = format!("http://{addr}/metrics");
     let text = until(
         Duration::from_secs(60),
-        "metrics with three processed jobs",
+        "metrics with two succeeded jobs and a dead one",
         || async {
             let text = client.get(&url).send().await.ok()?.text().await.ok()?;
-            text.lines()
-                .any(|l| {
-                    l.starts_with("mingus_jobs_processed_total{")
+            let count = |outcome: &str| {
+                text.lines().any(|l| {
+                    l.starts_with("mingus_jobs_total{")
                         && l.contains("queue=\"bench\"")
-                        && l.ends_with(" 3")
+                        && l.contains(&format!("outcome=\"{outcome}\""))
+                        && l.ends_with(if outcome == "dead" { " 1" } else { " 2" })
                 })
-                .then_some(text)
+            };
+            (count("succeeded") && count("dead")).then_some(text)
         },
     )
     .await;
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("mingus_jobs_dead_total{") && l.ends_with(" 1")),
-        "{text}"
+        !text.contains("outcome=\"retried\""),
+        "a permanent failure is not retried: {text}"
     );
+    assert!(text.contains("# HELP mingus_jobs_total "), "{text}");
     assert!(
         text.contains("mingus_job_duration_seconds_bucket{"),
         "{text}"
     );
     assert!(
-        text.contains("mingus_queue_waiting{queue=\"bench\"}"),
+        !text.contains("mingus_queue_waiting"),
+        "queue depths come from the API alone: {text}"
+    );
+    for line in [
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "{line}: {text}");
+    }
+    assert!(
+        text.contains("mingus_build_info{service=\"mingus-worker\",version=\""),
         "{text}"
     );
     // The same listener answers the probes a supervisor or load balancer asks.

@@ -15,6 +15,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), DURATION_BUCKETS)?
         .install_recorder()?;
+    describe();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         loop {
@@ -25,21 +26,18 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
+/// One attempt's end: `mingus_jobs_total{queue, kind, outcome}` (one counter, Oban's and Sidekiq's
+/// shape: attempts are its sum, failures the `retried` and `dead` outcomes) and its duration.
 pub fn job_finished(queue: &'static str, kind: &str, status: RunStatus, elapsed: Duration) {
-    let labels = [("queue", queue.to_owned()), ("kind", kind.to_owned())];
-    metrics::counter!("mingus_jobs_processed_total", &labels).increment(1);
-    match status {
-        RunStatus::Succeeded => {}
-        RunStatus::Retrying => {
-            metrics::counter!("mingus_jobs_failed_total", &labels).increment(1);
-            metrics::counter!("mingus_jobs_retried_total", &labels).increment(1);
-        }
-        RunStatus::Dead => {
-            metrics::counter!("mingus_jobs_failed_total", &labels).increment(1);
-            metrics::counter!("mingus_jobs_dead_total", &labels).increment(1);
-        }
-    }
-    metrics::histogram!("mingus_job_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    let outcome = match status {
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Retrying => "retried",
+        RunStatus::Dead => "dead",
+    };
+    metrics::counter!("mingus_jobs_total", "queue" => queue, "kind" => kind.to_owned(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("mingus_job_duration_seconds", "queue" => queue, "kind" => kind.to_owned())
+        .record(elapsed.as_secs_f64());
 }
 
 /// One e-mail job's outcome: `sent`, `retry`, `failed`, `suppressed`, or `skipped` (a duplicate job, a
@@ -52,10 +50,20 @@ pub fn email_outcome(template: &str, outcome: &'static str) {
     metrics::counter!("mingus_emails_total", &labels).increment(1);
 }
 
-/// Queue depth and oldest-waiting-job age, sampled by the worker's promoter loop.
-pub fn queue_gauges(queue: &'static str, waiting: u64, delayed: u64, oldest_age: Duration) {
-    metrics::gauge!("mingus_queue_waiting", "queue" => queue).set(waiting as f64);
-    metrics::gauge!("mingus_queue_delayed", "queue" => queue).set(delayed as f64);
-    metrics::gauge!("mingus_queue_oldest_age_seconds", "queue" => queue)
-        .set(oldest_age.as_secs_f64());
+/// HELP text of the worker's metrics. Queue depths are not among them: the API alone exports those
+/// (`mingus_queue_*`, sampled when scraped), so a sum over processes never counts a queue twice.
+fn describe() {
+    metrics::describe_counter!(
+        "mingus_jobs_total",
+        "Job attempts finished, by queue, kind and outcome (succeeded, retried, dead)"
+    );
+    metrics::describe_histogram!(
+        "mingus_job_duration_seconds",
+        metrics::Unit::Seconds,
+        "Job attempt duration by queue and kind"
+    );
+    metrics::describe_counter!(
+        "mingus_emails_total",
+        "E-mail jobs by template and outcome (sent, retry, failed, suppressed, skipped)"
+    );
 }

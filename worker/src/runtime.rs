@@ -53,43 +53,6 @@ pub struct WorkerRuntime {
     pub ctx: JobContext,
 }
 
-pub struct QueueDepth {
-    pub waiting: u64,
-    pub delayed: u64,
-    pub oldest_pushed_ms: Option<i64>,
-}
-
-/// Waiting and delayed counts, and when the oldest waiting job was pushed.
-pub async fn queue_depth(enqueuer: &Enqueuer, queue: Queue) -> redis::RedisResult<QueueDepth> {
-    let keys = enqueuer.keys(queue);
-    let mut conn = enqueuer_conn(enqueuer);
-    let (waiting, delayed, head): (u64, u64, Option<String>) = redis::pipe()
-        .llen(keys.active())
-        .zcard(keys.delayed())
-        .lindex(keys.active(), 0)
-        .query_async(&mut conn)
-        .await?;
-    let oldest_pushed_ms = match head {
-        Some(id) => {
-            redis::cmd("HGET")
-                .arg(keys.meta(&id))
-                .arg("pushed_at")
-                .query_async(&mut conn)
-                .await?
-        }
-        None => None,
-    };
-    Ok(QueueDepth {
-        waiting,
-        delayed,
-        oldest_pushed_ms,
-    })
-}
-
-fn enqueuer_conn(enqueuer: &Enqueuer) -> redis::aio::ConnectionManager {
-    enqueuer.connection()
-}
-
 impl WorkerRuntime {
     pub async fn connect(config: Arc<Config>) -> anyhow::Result<Self> {
         let db = db::connect(&config.database)

@@ -46,7 +46,8 @@ with open(sys.argv[2], "w") as out:
         out.write(f"      - record: dashboard:query_{i}\n        expr: {json.dumps(expr)}\n")
 PY
 promtool check rules "$tmp/dashboard-rules.yml" >/dev/null || ci_fail "a dashboard query does not parse"
-exported="$(grep -rhoE '"mingus_[a-z_]+"' "$REPO_ROOT"/{api,worker,scheduler,common}/src | tr -d '"' | sort -u)"
+exported="$(grep -rhoE '"mingus_[a-z_]+"|TYPE mingus_[a-z_]+' "$REPO_ROOT"/{api,worker,scheduler,common}/src |
+  sed -E 's/^"//; s/"$//; s/^TYPE //' | sort -u)"
 used="$(cat "$PROD/prometheus/alerts.yml" "$PROD/grafana/mingus-dashboard.json" | grep -oE 'mingus_[a-z_]*[a-z]' |
   sed -E 's/_(bucket|count|sum)$//' | sort -u)"
 unknown="$(comm -23 <(echo "$used") <(echo "$exported"))"
@@ -88,8 +89,12 @@ until [ "$(query 'sum(up{job=~"mingus-.*"})' 2>/dev/null | python3 -c 'import js
   [ "$SECONDS" -lt "$deadline" ] || { query 'up' >&2 || true; tail -n 20 "$tmp/prometheus.log" >&2; ci_fail "the three targets are not all up"; }
   sleep 1
 done
-waiting="$(query 'count(max by (queue) (mingus_queue_waiting))' | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')"
+value() { query "$1" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)'; }
+waiting="$(value 'count(max by (queue) (mingus_queue_waiting))')"
 [ "$waiting" -gt 0 ] || ci_fail "no mingus_queue_waiting series was scraped"
+[ "$(value 'count(mingus_queue_waiting{job!="mingus-api"})')" = 0 ] || ci_fail "a process other than the API exports queue gauges"
+[ "$(value 'count(process_resident_memory_bytes{job=~"mingus-.*"} > 0)')" = 3 ] || ci_fail "process metrics missing"
+[ "$(value 'count(count by (service) (mingus_build_info))')" = 3 ] || ci_fail "mingus_build_info missing"
 curl -sf --max-time 5 "http://127.0.0.1:$prom_port/api/v1/rules" | python3 -c '
 import json, sys
 groups = json.load(sys.stdin)["data"]["groups"]

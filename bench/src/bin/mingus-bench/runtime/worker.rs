@@ -172,7 +172,8 @@ impl WorkerProcess {
         }
     }
 
-    /// Scrapes the worker's Prometheus endpoint and returns `mingus_jobs_processed_total` for the queue.
+    /// Scrapes the worker's Prometheus endpoint and returns its finished attempts for the queue (the sum of
+    /// `mingus_jobs_total` over kinds and outcomes).
     pub async fn processed_metric(&self) -> anyhow::Result<f64> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let fetch = async {
@@ -191,7 +192,7 @@ impl WorkerProcess {
         Ok(body
             .lines()
             .filter(|l| {
-                l.starts_with("mingus_jobs_processed_total{")
+                l.starts_with("mingus_jobs_total{")
                     && l.contains(&format!("queue=\"{}\"", self.queue))
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
