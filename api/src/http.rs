@@ -16,6 +16,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use mingus_common::jobs;
+
 use crate::client_ip::{self, ClientIp};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -82,6 +84,8 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
                     tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id, client_ip)
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Jobs enqueued while the request runs carry its id (`Envelope::request_id`).
+                .layer(axum::middleware::from_fn(carry_request_id))
                 // A panicking handler answers like any other internal error (and the process lives on).
                 .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
                     ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
@@ -126,6 +130,20 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "method not allowed on this route",
     )
+}
+
+/// Runs the request with its `X-Request-Id` as the task's [`jobs::REQUEST_ID`], so every envelope made
+/// for it names the request, and the worker's log of each job can be joined to the request's.
+async fn carry_request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(jobs::carried_request_id);
+    match id {
+        Some(id) => jobs::REQUEST_ID.scope(id, next.run(request)).await,
+        None => next.run(request).await,
+    }
 }
 
 #[cfg(test)]

@@ -410,3 +410,63 @@ async fn concurrent_deliveries_are_group_committed_without_duplicates() {
     );
     assert_eq!(waiting_jobs(&app).await, distinct + 1, "one job per event");
 }
+
+/// The request id of the delivery (the client's `X-Request-Id`, or the one the API made) travels in the
+/// job's envelope, so the worker's log of the job joins the request's; an id unfit to carry is not.
+#[tokio::test]
+async fn the_deliverys_request_id_travels_with_its_job() {
+    let app = TestApp::spawn().await;
+    let post = |id: &str, header: Option<&str>| {
+        let body = event(id, "customer.subscription.updated", false);
+        let mut request = app
+            .client
+            .post(app.url("/webhooks/stripe"))
+            .header("content-type", "application/json")
+            .header(
+                "stripe-signature",
+                signature_header(SECRET, chrono::Utc::now().timestamp(), &body),
+            )
+            .body(body);
+        if let Some(header) = header {
+            request = request.header("x-request-id", header);
+        }
+        request.send()
+    };
+    let pool = &app.db.pool;
+    let carried = |id: &'static str| async move {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT o.args->>'request_id' FROM job_outbox o JOIN stripe_events e ON e.job_id = o.job_id
+             WHERE e.id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+
+    let given = post("evt_rid_1", Some("req-from-stripe-42")).await.unwrap();
+    assert_eq!(given.status(), 200);
+    assert_eq!(
+        carried("evt_rid_1").await.as_deref(),
+        Some("req-from-stripe-42")
+    );
+
+    let made = post("evt_rid_2", None).await.unwrap();
+    assert_eq!(made.status(), 200);
+    let echoed = made.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(!echoed.is_empty());
+    assert_eq!(
+        carried("evt_rid_2").await,
+        Some(echoed),
+        "the id the API made"
+    );
+
+    let unfit = "x".repeat(65);
+    let long = post("evt_rid_3", Some(&unfit)).await.unwrap();
+    assert_eq!(long.status(), 200, "the delivery is still taken");
+    assert_eq!(
+        carried("evt_rid_3").await,
+        None,
+        "an id over 64 characters is not carried"
+    );
+}

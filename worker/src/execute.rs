@@ -10,7 +10,7 @@ use chrono::Utc;
 use futures::FutureExt;
 use mingus_common::jobs::catalog;
 use mingus_common::jobs::ledger::{Ledger, RunRecord, RunStatus};
-use mingus_common::jobs::{Envelope, QueueKeys, outbox};
+use mingus_common::jobs::{Envelope, QueueKeys, REQUEST_ID, outbox};
 use mingus_common::text::clip;
 use tracing::Instrument;
 
@@ -43,14 +43,19 @@ impl QueueRunner {
     /// Runs the attempt and settles it. Errors only when the outcome could not be recorded durably
     /// (Redis or PostgreSQL unreachable): apalis then keeps the task and it runs again.
     pub async fn run(&self, envelope: Envelope) -> anyhow::Result<()> {
-        let span = tracing::info_span!("job", job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt);
+        let request_id = envelope.request_id.clone();
+        let span = tracing::info_span!("job", job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt,
+            request_id = request_id.as_deref().unwrap_or(""));
         async {
             let started_at = Utc::now();
             let clock = Instant::now();
             let timeout = self.timeout_for(&envelope);
-            let result = AssertUnwindSafe(tokio::time::timeout(timeout, handlers::dispatch(&self.ctx, &envelope)))
-                .catch_unwind()
-                .await;
+            let work = tokio::time::timeout(timeout, handlers::dispatch(&self.ctx, &envelope));
+            // Jobs this one enqueues inherit its request id.
+            let result = match request_id.clone() {
+                Some(id) => AssertUnwindSafe(REQUEST_ID.scope(id, work)).catch_unwind().await,
+                None => AssertUnwindSafe(work).catch_unwind().await,
+            };
             let elapsed = clock.elapsed();
             let outcome = match result {
                 Ok(Ok(Ok(()))) => Outcome::Succeeded,

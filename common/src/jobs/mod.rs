@@ -88,6 +88,23 @@ pub struct Envelope {
     pub outbox: bool,
     pub summary: String,
     pub args: serde_json::Value,
+    /// The HTTP request this job descends from (its `X-Request-Id`), for following a webhook or an API
+    /// call to its effects in the logs; jobs a job enqueues inherit it. See [`REQUEST_ID`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+tokio::task_local! {
+    /// The request id of the work running in this task: the API sets it around each request, the
+    /// worker around each job that carries one. [`Envelope::new`] copies it into the envelope.
+    pub static REQUEST_ID: String;
+}
+
+/// The id an envelope may carry from a request: at most 64 visible ASCII characters (a client may set
+/// `X-Request-Id` itself); anything else is not copied.
+pub fn carried_request_id(id: &str) -> Option<String> {
+    let fits = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic());
+    fits.then(|| id.to_owned())
 }
 
 impl Envelope {
@@ -103,6 +120,10 @@ impl Envelope {
             outbox: false,
             summary: job.summary(),
             args: serde_json::to_value(job)?,
+            request_id: REQUEST_ID
+                .try_with(|id| carried_request_id(id))
+                .ok()
+                .flatten(),
         })
     }
 
@@ -132,6 +153,34 @@ pub fn redis_queue_name(prefix: &str, queue: Queue) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_envelope_made_inside_a_request_carries_its_id_and_only_a_fit_one() {
+        let job = catalog::BenchNoop::default();
+        let outside = Envelope::new(&job, Uuid::new_v4()).unwrap();
+        assert_eq!(outside.request_id, None);
+        let inside = REQUEST_ID
+            .scope("req-1".into(), async {
+                Envelope::new(&job, Uuid::new_v4())
+            })
+            .await
+            .unwrap();
+        assert_eq!(inside.request_id.as_deref(), Some("req-1"));
+        let wire = serde_json::to_value(&outside).unwrap();
+        assert!(
+            wire.get("request_id").is_none(),
+            "absent, not null, on the wire"
+        );
+        for unfit in ["", "has space", "ünïcode", &"x".repeat(65)] {
+            let made = REQUEST_ID
+                .scope(unfit.to_owned(), async {
+                    Envelope::new(&job, Uuid::new_v4())
+                })
+                .await
+                .unwrap();
+            assert_eq!(made.request_id, None, "{unfit:?}");
+        }
+    }
 
     #[test]
     fn backoff_grows_exponentially_with_jitter_and_a_cap() {
