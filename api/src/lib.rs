@@ -51,7 +51,11 @@ pub fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         redis.clone(),
         &config.redis.key_prefix,
     );
-    let v1 = v1::V1State::new(db.clone(), redis.clone());
+    let v1 = v1::V1State::new(
+        db.clone(),
+        redis.clone(),
+        config.frontend.jwt_jwks_url.clone(),
+    );
     Ok(AppState::new(state::Shared {
         config,
         db,

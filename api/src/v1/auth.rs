@@ -21,12 +21,14 @@ use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::jwt;
+use super::jwks::JwksError;
+use super::jwt::{self, JwtError};
 use super::keys;
 use super::rate_limit::Bucket;
 use super::scopes::Scope;
@@ -328,30 +330,50 @@ async fn authenticate(
     if token.starts_with("mk_") {
         return api_key(state, token, now).await;
     }
-    let principal = user_token(state, token, now)?;
+    let principal = user_token(state, token, now).await?;
     let limit = state.config.frontend.user_rate_limit_per_hour;
     let prefix = &state.config.redis.key_prefix;
     let buckets = vec![Bucket::user(prefix, principal.user_id, limit.into())];
     Ok((principal, buckets))
 }
 
-fn user_token(state: &AppState, token: &str, now: DateTime<Utc>) -> Result<Principal, Failure> {
-    let Some(secret) = state.config.jwt_secret.as_ref() else {
+/// A user token: HS256 with `MINGUS_JWT_SECRET`, ES256/RS256 with the issuer's key named by `kid`.
+async fn user_token(
+    state: &AppState,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Principal, Failure> {
+    let secret = state.config.jwt_secret.as_ref();
+    let jwks = state.v1.jwks.as_deref();
+    if secret.is_none() && jwks.is_none() {
         return Err(ApiError::client(
             StatusCode::SERVICE_UNAVAILABLE,
             "jwt_disabled",
-            "user tokens cannot be checked: MINGUS_JWT_SECRET is not configured",
+            "user tokens cannot be checked: neither MINGUS_JWT_SECRET nor MINGUS_JWT_JWKS_URL is configured",
         )
         .into());
+    }
+    let refuse = |err: JwtError| Failure::from(Refusal::unauthorized(err.code(), err.message()));
+    let wanted = jwt::header(token).map_err(refuse)?;
+    let key = match (wanted.algorithm, secret, jwks) {
+        (Algorithm::HS256, Some(secret), _) => {
+            DecodingKey::from_secret(secret.expose_secret().as_bytes())
+                .map_err(|_| refuse(JwtError::BadSignature))?
+        }
+        (Algorithm::ES256 | Algorithm::RS256, _, Some(jwks)) => {
+            let kid = wanted.kid.ok_or_else(|| refuse(JwtError::UnknownKey))?;
+            jwks.key(&kid).await.map_err(|err| match err {
+                JwksError::UnknownKey => refuse(JwtError::UnknownKey),
+                JwksError::Unavailable(reason) => {
+                    Failure::from(ApiError::Unavailable(format!("JWKS: {reason}")))
+                }
+            })?
+        }
+        _ => return Err(refuse(JwtError::UnsupportedAlgorithm)),
     };
     let audience = &state.config.frontend.jwt_audience;
-    let claims = jwt::verify(
-        token,
-        secret.expose_secret().as_bytes(),
-        audience,
-        now.timestamp(),
-    )
-    .map_err(|err| Refusal::unauthorized(err.code(), err.message()))?;
+    let claims = jwt::verify_with(token, wanted.algorithm, &key, audience, now.timestamp())
+        .map_err(refuse)?;
     // Supabase signs `anon` (the public key) and `service_role` (a backend's key) tokens with the same
     // secret and a `sub` of their choosing: neither is a signed-in user.
     if !state.config.frontend.jwt_user_roles.contains(&claims.role) {

@@ -13,6 +13,7 @@ pub mod cors;
 pub mod display_text;
 pub mod extract;
 pub mod features;
+pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod last_used;
@@ -55,15 +56,18 @@ pub struct V1State {
     pub last_used: last_used::LastUsed,
     pub features: features::Catalogue,
     pub provisioned: provisioned::ProvisionedUsers,
+    /// The issuer's key set for ES256/RS256 user tokens (`MINGUS_JWT_JWKS_URL`), when configured.
+    pub jwks: Option<std::sync::Arc<jwks::Jwks>>,
 }
 
 impl V1State {
-    pub fn new(db: PgPool, redis: ConnectionManager) -> Self {
+    pub fn new(db: PgPool, redis: ConnectionManager, jwks_url: Option<url::Url>) -> Self {
         Self {
             limiter: rate_limit::RateLimiter::new(redis),
             last_used: last_used::LastUsed::new(db.clone()),
             provisioned: provisioned::ProvisionedUsers::new(db),
             features: features::Catalogue::default(),
+            jwks: jwks_url.map(|url| std::sync::Arc::new(jwks::Jwks::new(url))),
         }
     }
 }

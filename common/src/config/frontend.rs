@@ -26,6 +26,10 @@ pub struct FrontendConfig {
     /// `MINGUS_CORS_ORIGINS`: comma-separated origins (`https://app.example.com`) whose pages may call
     /// `/v1` from the browser; empty (the default) answers no cross-origin request.
     pub cors_origins: Vec<String>,
+    /// `MINGUS_JWT_JWKS_URL`: the JSON Web Key Set of the token issuer (Supabase:
+    /// `https://<project>.supabase.co/auth/v1/.well-known/jwks.json`); ES256 and RS256 user tokens are
+    /// verified with its keys (by `kid`). Unset: HS256 with `MINGUS_JWT_SECRET` only.
+    pub jwt_jwks_url: Option<url::Url>,
 }
 
 pub(super) fn parse(vars: &Vars<'_>) -> Result<FrontendConfig, ConfigError> {
@@ -77,11 +81,27 @@ pub(super) fn parse(vars: &Vars<'_>) -> Result<FrontendConfig, ConfigError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let jwt_jwks_url = vars
+        .optional_string("MINGUS_JWT_JWKS_URL")
+        .filter(|url| !url.trim().is_empty())
+        .map(|raw| {
+            let url = url::Url::parse(raw.trim())
+                .map_err(|err| ConfigError::invalid("MINGUS_JWT_JWKS_URL", err.to_string()))?;
+            match url.scheme() {
+                "https" | "http" if url.host().is_some() => Ok(url),
+                _ => Err(ConfigError::invalid(
+                    "MINGUS_JWT_JWKS_URL",
+                    "must be an http(s) URL with a host",
+                )),
+            }
+        })
+        .transpose()?;
     Ok(FrontendConfig {
         jwt_audience,
         jwt_user_roles,
         user_rate_limit_per_hour,
         cors_origins,
+        jwt_jwks_url,
     })
 }
 

@@ -23,6 +23,15 @@ pub(super) fn check(config: &Config, vars: &Vars<'_>, needs: Needs) -> Result<()
     if !config.stripe_api_base.starts_with("https://") {
         return Err(ConfigError::insecure("STRIPE_API_BASE", "must use https"));
     }
+    // The keys that authenticate every user: fetched over anything but TLS, they could be swapped.
+    if let Some(url) = &config.frontend.jwt_jwks_url
+        && url.scheme() != "https"
+    {
+        return Err(ConfigError::insecure(
+            "MINGUS_JWT_JWKS_URL",
+            "must use https",
+        ));
+    }
     if needs.smtp {
         check_smtp(config)?;
     }
@@ -88,11 +97,12 @@ fn check_http_secrets(config: &Config) -> Result<(), ConfigError> {
             )
         })?;
     }
-    let jwt = config
-        .jwt_secret
-        .as_ref()
-        .ok_or(ConfigError::Missing("MINGUS_JWT_SECRET"))?;
-    secrets::check_strength("MINGUS_JWT_SECRET", jwt.expose_secret(), "bytes")?;
+    // User tokens need a way to be checked: the HS256 secret, the issuer's key set, or both.
+    match &config.jwt_secret {
+        Some(jwt) => secrets::check_strength("MINGUS_JWT_SECRET", jwt.expose_secret(), "bytes")?,
+        None if config.frontend.jwt_jwks_url.is_some() => {}
+        None => return Err(ConfigError::Missing("MINGUS_JWT_SECRET")),
+    }
     let admin = config
         .admin_token
         .as_ref()

@@ -235,3 +235,29 @@ fn frontend_api_settings_default_to_supabase_tokens_and_validate_the_user_rate_l
         assert_eq!(err.variable(), name, "{name}={value}: {err}");
     }
 }
+
+#[test]
+fn a_jwks_url_is_an_https_url_in_production_and_can_stand_in_for_the_jwt_secret() {
+    const JWKS: &str = "https://project.supabase.co/auth/v1/.well-known/jwks.json";
+    let config = Config::from_vars(with(&production(), "MINGUS_JWT_JWKS_URL", JWKS)).unwrap();
+    assert_eq!(
+        config.frontend.jwt_jwks_url.as_ref().map(|u| u.as_str()),
+        Some(JWKS)
+    );
+    // The key set alone is enough to check user tokens; neither is refused.
+    let without_secret = without(&production(), "MINGUS_JWT_SECRET");
+    Config::from_vars(with(&without_secret, "MINGUS_JWT_JWKS_URL", JWKS)).unwrap();
+    for (value, production_only) in [
+        ("http://issuer.example/jwks.json", true),
+        ("ftp://issuer.example/jwks.json", false),
+        ("not a url", false),
+        ("file:///etc/jwks.json", false),
+    ] {
+        let err = Config::from_vars(with(&production(), "MINGUS_JWT_JWKS_URL", value)).unwrap_err();
+        assert_eq!(err.variable(), "MINGUS_JWT_JWKS_URL", "{value}: {err}");
+        let in_development = Config::from_vars(with(&dev(), "MINGUS_JWT_JWKS_URL", value));
+        assert_eq!(in_development.is_ok(), production_only, "{value}");
+    }
+    let unset = Config::from_vars(dev()).unwrap();
+    assert_eq!(unset.frontend.jwt_jwks_url, None);
+}

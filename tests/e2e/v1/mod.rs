@@ -8,6 +8,7 @@ mod billing_change;
 mod billing_checkout;
 mod cors;
 mod features;
+mod jwks;
 mod limits;
 mod provisioning;
 mod rate_limit;
