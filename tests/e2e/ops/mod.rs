@@ -2,6 +2,7 @@
 
 mod auth;
 mod dead;
+mod operators;
 mod queues;
 mod stripe_events;
 

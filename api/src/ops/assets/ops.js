@@ -341,6 +341,17 @@ function renderEvent(e) {
   document.getElementById("event-detail").hidden = false;
 }
 
+function compact(value) { return value === null || value === undefined ? "—" : JSON.stringify(value); }
+
+function renderAudit(data) {
+  const rows = (data.items || []).map((a) => el("tr", { "data-audit-id": String(a.id) },
+    el("td", {}, fmtTime(a.at)), el("td", { class: "name" }, `${a.actor} (${a.actor_role})`),
+    el("td", {}, a.action), el("td", {}, a.target ?? "—"), el("td", {}, pill(a.outcome)),
+    el("td", { class: "change" }, `${compact(a.before)} → ${compact(a.after)}`),
+    el("td", { title: a.request_id ?? "" }, a.request_id ? short(a.request_id) : "—")));
+  fill(document.querySelector("#audit tbody"), rows, "audit-empty");
+}
+
 function replayed(what, result) {
   const more = result.truncated ? " More remain: replay again." : "";
   const push = result.redis_reachable ? "" : " Redis did not answer: the outbox sweep will push the jobs.";
@@ -362,6 +373,7 @@ async function refresh() {
       api("GET", "/ops/workers"), api("GET", runsPath()), api("GET", STRIPE_EVENTS_PATH)]);
     renderQueues(queues); renderChart(stats); renderDead(dead); renderWorkers(workers); renderRuns(runs);
     renderStripe(stripe);
+    renderAudit(await api("GET", "/ops/audit?per_page=25"));
     if (state.schedules) {
       try { renderSchedules(await api("GET", "/ops/schedules")); }
       catch (e) { if (e.status === 404) { state.schedules = false; renderSchedules({}); } else throw e; }
