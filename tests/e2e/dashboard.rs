@@ -436,3 +436,65 @@ async fn an_operator_reads_a_failed_stripe_event_and_replays_it_from_the_dashboa
     drop(driver);
     worker.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_viewer_signs_in_sees_the_audit_log_and_no_action_buttons() {
+    use mingus_api::ops::{actor::OpsRole, operators};
+    let app = TestApp::spawn().await;
+    let (_, viewer) = operators::create(&app.db.pool, "vera", OpsRole::Viewer)
+        .await
+        .unwrap();
+    // An action to find in the log: break-glass pauses the bench queue.
+    let admin = app.config.admin_token.as_ref().unwrap().expose_secret();
+    let paused = app
+        .client
+        .post(app.url("/ops/queues/bench/pause"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(paused.status().is_success());
+
+    let driver = Driver::start();
+    let client = driver.browser().await;
+    client.goto(&app.url("/ops")).await.unwrap();
+    visible(&client, "#login-form input[name=token]")
+        .await
+        .send_keys(&viewer)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    visible(&client, "#queues").await;
+    assert_eq!(text_of(&client, "#operator").await, "vera · viewer");
+    let row = visible(&client, "#audit tbody tr[data-audit-id]").await;
+    let text = row.text().await.unwrap();
+    assert!(
+        text.contains("break-glass") && text.contains("queue.pause") && text.contains("bench"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{"paused":false} → {"paused":true}"#),
+        "{text}"
+    );
+    // The paused queue's Resume button exists in the page but a viewer does not see it.
+    let resume = client
+        .find(Locator::Css(
+            r#"#queues button[data-action="resume"][data-queue="bench"]"#,
+        ))
+        .await
+        .unwrap();
+    assert!(!resume.is_displayed().await.unwrap());
+    visible(&client, "#audit-export button[type=submit]").await;
+    assert!(
+        !client.source().await.unwrap().contains(&viewer),
+        "the page never shows the token"
+    );
+    screenshot(&client, "mingus-dashboard-audit.png").await;
+    client.close().await.unwrap();
+}
