@@ -119,6 +119,23 @@ async fn two_dead_jobs(app: &TestApp) -> (Uuid, Uuid) {
     ids
 }
 
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    bearer: &'a str,
+    name: &'static str,
+    role: &'static str,
+}
+
+/// One action of the tour: who calls what, and the audit row it must leave.
+struct Step<'a> {
+    caller: Caller<'a>,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    action: &'static str,
+    target: String,
+}
+
 #[tokio::test]
 async fn every_action_leaves_exactly_one_audit_row_naming_its_actor() {
     let app = TestApp::spawn().await;
@@ -134,91 +151,88 @@ async fn every_action_leaves_exactly_one_audit_row_naming_its_actor() {
     let break_glass = token(&app);
     assert_eq!(audit_rows(&app).await, 0);
 
-    // (caller, name, role, method, path, body, expected action, expected target)
-    let steps: Vec<(
-        &str,
-        &str,
-        &str,
-        Method,
-        String,
-        Option<Value>,
-        &str,
-        String,
-    )> = vec![
-        (
-            &admin,
-            "ada",
-            "admin",
+    let as_admin = Caller {
+        bearer: &admin,
+        name: "ada",
+        role: "admin",
+    };
+    let as_support = Caller {
+        bearer: &support,
+        name: "sam@example.com",
+        role: "support",
+    };
+    let as_break_glass = Caller {
+        bearer: &break_glass,
+        name: "break-glass",
+        role: "admin",
+    };
+    let step = |caller, method, path: String, body, action, target: String| Step {
+        caller,
+        method,
+        path,
+        body,
+        action,
+        target,
+    };
+    let steps = vec![
+        step(
+            as_admin,
             Method::POST,
             "/ops/queues/bench/pause".into(),
             None,
             "queue.pause",
             "bench".into(),
         ),
-        (
-            &break_glass,
-            "break-glass",
-            "admin",
+        step(
+            as_break_glass,
             Method::POST,
             "/ops/queues/bench/resume".into(),
             None,
             "queue.resume",
             "bench".into(),
         ),
-        (
-            &support,
-            "sam@example.com",
-            "support",
+        step(
+            as_support,
             Method::POST,
             format!("/ops/jobs/{retried}/retry"),
             None,
             "job.retry",
             retried.to_string(),
         ),
-        (
-            &admin,
-            "ada",
-            "admin",
+        step(
+            as_admin,
             Method::DELETE,
             format!("/ops/jobs/{deleted}"),
             None,
             "job.delete",
             deleted.to_string(),
         ),
-        (
-            &admin,
-            "ada",
-            "admin",
+        step(
+            as_admin,
             Method::POST,
             "/ops/dead/retry".into(),
             Some(json!({"queue": "bench"})),
             "dead.retry_all",
             "queue=bench kind=*".into(),
         ),
-        (
-            &admin,
-            "ada",
-            "admin",
+        step(
+            as_admin,
             Method::POST,
             format!("/ops/schedules/{schedule}/run"),
             None,
             "schedule.run",
             schedule.clone(),
         ),
-        (
-            &support,
-            "sam@example.com",
-            "support",
+        step(
+            as_support,
             Method::POST,
             "/ops/stripe-events/evt_audit_one/replay".into(),
             None,
             "stripe_event.replay",
             "evt_audit_one".into(),
         ),
-        (
-            &admin,
-            "ada",
-            "admin",
+        step(
+            as_admin,
             Method::POST,
             "/ops/stripe-events/replay".into(),
             Some(json!({"status": "failed"})),
@@ -227,9 +241,15 @@ async fn every_action_leaves_exactly_one_audit_row_naming_its_actor() {
         ),
     ];
     let mut done = BTreeSet::new();
-    for (i, (bearer, name, role, method, path, body, action, target)) in
-        steps.into_iter().enumerate()
-    {
+    for (i, step) in steps.into_iter().enumerate() {
+        let Step {
+            caller: Caller { bearer, name, role },
+            method,
+            path,
+            body,
+            action,
+            target,
+        } = step;
         let (status, reply, request_id) = call_as(&app, bearer, method.clone(), &path, body).await;
         assert!(status.is_success(), "{method} {path}: {status} {reply}");
         assert_eq!(
