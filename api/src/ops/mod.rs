@@ -9,6 +9,7 @@ pub mod actions;
 pub mod actor;
 pub(crate) mod audit;
 pub mod auth;
+mod customers;
 mod dashboard;
 mod db;
 mod dead;
@@ -64,6 +65,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ops/workers", get(workers::list))
         .route("/ops/db", get(db::overview))
         .route("/ops/audit", get(audit::list))
+        .route("/ops/customers", get(customers::search))
+        .route("/ops/customers/{id}", get(customers::detail))
         .route("/ops/audit/export", get(audit::export))
         .route("/ops/schedules", get(schedules::list))
         .route("/ops/schedules/{name}/run", post(schedules::run))
