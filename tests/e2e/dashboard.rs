@@ -438,7 +438,7 @@ async fn an_operator_reads_a_failed_stripe_event_and_replays_it_from_the_dashboa
 }
 
 #[tokio::test]
-async fn a_viewer_signs_in_sees_the_audit_log_and_no_action_buttons() {
+async fn a_viewer_signs_in_sees_the_audit_log_no_action_buttons_and_a_customer_page() {
     use mingus_api::ops::{actor::OpsRole, operators};
     let app = TestApp::spawn().await;
     let (_, viewer) = operators::create(&app.db.pool, "vera", OpsRole::Viewer)
@@ -496,5 +496,54 @@ async fn a_viewer_signs_in_sees_the_audit_log_and_no_action_buttons() {
         "the page never shows the token"
     );
     screenshot(&client, "mingus-dashboard-audit.png").await;
+
+    // The customer page: find an Essentials customer by the start of their e-mail, open them, and read
+    // why custom reports are refused.
+    let user: Uuid = sqlx::query_scalar(
+        "INSERT INTO users (email, full_name) VALUES ('dash.customer@example.com', 'Dash Customer') RETURNING id",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO subscriptions (user_id, plan_tier, plan_price, billing_cycle, status, current_period_start, current_period_end)
+         VALUES ($1, 'essentials', 10.00, 'monthly', 'active', now(), now() + interval '1 month')",
+    )
+    .bind(user)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("SELECT mingus_recompute_access($1, now())")
+        .bind(user)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    visible(&client, "#customer-search input[name=q]")
+        .await
+        .send_keys("dash.cus")
+        .await
+        .unwrap();
+    click(&client, "#customer-search button[type=submit]").await;
+    click(
+        &client,
+        &format!(r#"#customers a[data-customer-id="{user}"]"#),
+    )
+    .await;
+    let refused = visible(
+        &client,
+        r#"#customer-features tr[data-feature="custom_reports"]"#,
+    )
+    .await;
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("no") && text.contains("feature_not_included"),
+        "{text}"
+    );
+    assert!(
+        text_of(&client, "#customer-facts")
+            .await
+            .contains("essentials")
+    );
+    screenshot(&client, "mingus-dashboard-customer.png").await;
     client.close().await.unwrap();
 }
