@@ -4,16 +4,18 @@
 //! Every comparison is constant-time and exact (a token with a trailing space is another token).
 //! Failed attempts are counted per client address ([`super::guesses`]): past the allowance, 429.
 //!
-//! Named operators ([`super::operators`]) present their own token the same ways; the admin token stays as
+//! Named operators ([`super::operators`]) present their own token the same ways, or arrive through an
+//! identity proxy (`MINGUS_OPS_PROXY_USER_HEADER` from `MINGUS_OPS_PROXY_ADDRS` only); the admin token stays as
 //! break-glass, acting as an admin and audited as `break-glass`. The role each route needs is checked
 //! here, before any handler runs ([`super::actions`]).
 //!
 //! Cookie-authenticated requests that change something must also carry the `x-mingus-ops` header, which a
 //! cross-site form cannot send (on top of `SameSite=Strict`).
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -122,6 +124,7 @@ fn credential(headers: &HeaderMap, token: &str) -> Option<Credential> {
 async fn identify(
     state: &AppState,
     headers: &HeaderMap,
+    peer: Option<IpAddr>,
     token: &str,
 ) -> Result<Option<(Actor, Credential)>, ApiError> {
     if headers.contains_key(header::AUTHORIZATION) {
@@ -140,6 +143,13 @@ async fn identify(
             .map_err(db_error)?;
         return Ok(operator.map(|actor| (actor, Credential::Bearer)));
     }
+    if let Some(name) = proxied_user(state, headers, peer) {
+        let operator = operators::by_name(&state.db, &name)
+            .await
+            .map_err(db_error)?;
+        // Browser traffic through the proxy's own session: changes need the CSRF header like cookies.
+        return Ok(operator.map(|actor| (actor, Credential::Cookie)));
+    }
     let Some(value) = cookie_value(headers, COOKIE) else {
         return Ok(None);
     };
@@ -150,6 +160,22 @@ async fn identify(
         return Ok(operator.map(|actor| (actor, Credential::Cookie)));
     }
     Ok(credential(headers, token).map(|via| (Actor::break_glass(), via)))
+}
+
+/// The person an identity proxy vouches for: its header, only when the socket peer (never a forwarded
+/// address) is one of `MINGUS_OPS_PROXY_ADDRS`.
+fn proxied_user(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<String> {
+    let proxy = state.config.listen.ops_proxy.as_ref()?;
+    let peer = peer?;
+    if !proxy.addrs.iter().any(|net| net.contains(&peer)) {
+        return None;
+    }
+    let name = headers
+        .get(proxy.user_header.as_str())?
+        .to_str()
+        .ok()?
+        .trim();
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
 }
 
 fn forbidden(actor: &Actor, method: &Method, route: &str, needed: OpsRole) -> Response {
@@ -189,7 +215,11 @@ pub async fn require(State(state): State<AppState>, mut request: Request, next: 
     if attempted && let Some(wait) = state.ops.guesses.locked_out(client, now) {
         return too_many_guesses(wait);
     }
-    let identified = match identify(&state, request.headers(), token.expose_secret()).await {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let identified = match identify(&state, request.headers(), peer, token.expose_secret()).await {
         Ok(identified) => identified,
         Err(err) => return err.into_response(),
     };
@@ -259,7 +289,7 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Re
         return dashboard::disabled_page();
     }
     if let Some(token) = state.config.admin_token.as_ref()
-        && let Ok(Some(_)) = identify(&state, &headers, token.expose_secret()).await
+        && let Ok(Some(_)) = identify(&state, &headers, None, token.expose_secret()).await
     {
         return Redirect::to("/ops").into_response();
     }

@@ -141,6 +141,20 @@ pub async fn by_token(pool: &PgPool, token: &str) -> sqlx::Result<Option<Actor>>
     Ok(row.map(actor))
 }
 
+/// The enabled operator of this name (an identity proxy's user).
+pub async fn by_name(pool: &PgPool, name: &str) -> sqlx::Result<Option<Actor>> {
+    if !valid_name(name) {
+        return Ok(None);
+    }
+    let row: Option<ActorRow> = sqlx::query_as(
+        "SELECT id, name, role FROM ops_operators WHERE name = $1 AND disabled_at IS NULL",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(actor))
+}
+
 /// Opens a dashboard session for an operator; returns the cookie value.
 pub async fn open_session(pool: &PgPool, operator_id: Uuid) -> anyhow::Result<String> {
     let value = format!("{SESSION_PREFIX}{}", random_hex()?);

@@ -550,3 +550,63 @@ async fn bad_audit_queries_and_bad_operator_tokens_are_typed_4xx() {
     assert!(dup.unwrap_err().to_string().contains("exists"));
     assert_eq!(audit_rows(&app).await, 0);
 }
+
+#[tokio::test]
+async fn an_identity_proxy_names_the_operator_only_from_its_own_address() {
+    let proxied = [
+        ("MINGUS_OPS_PROXY_USER_HEADER", "X-Forwarded-Email"),
+        ("MINGUS_OPS_PROXY_ADDRS", "127.0.0.1/32"),
+    ];
+    let app = TestApp::spawn_with(&proxied).await;
+    operator(&app, "ada@example.com", OpsRole::Admin).await;
+    let as_proxy = |person: &str, path: &str, csrf: bool| {
+        let mut request = app
+            .client
+            .post(app.url(path))
+            .header("x-forwarded-email", person);
+        if csrf {
+            request = request.header("x-mingus-ops", "1");
+        }
+        request.send()
+    };
+    let paused = as_proxy("Ada@Example.com", "/ops/queues/bench/pause", true)
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), StatusCode::OK);
+    let row = last_row(&app).await;
+    assert_eq!(
+        (row.actor.as_str(), row.action.as_str()),
+        ("ada@example.com", "queue.pause")
+    );
+    // Browser traffic: a change without the CSRF header is refused, like a cookie session's.
+    let no_csrf = as_proxy("ada@example.com", "/ops/queues/bench/resume", false)
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN);
+    // Someone the proxy knows but we do not: 401, nothing done.
+    let stranger = as_proxy("eve@example.com", "/ops/queues/bench/resume", true)
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(audit_rows(&app).await, 1);
+
+    // The same header from a peer that is not the proxy is not believed, nor is X-Forwarded-For.
+    let elsewhere = TestApp::spawn_with(&[
+        ("MINGUS_OPS_PROXY_USER_HEADER", "X-Forwarded-Email"),
+        ("MINGUS_OPS_PROXY_ADDRS", "10.9.9.9/32"),
+        ("MINGUS_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ])
+    .await;
+    operator(&elsewhere, "ada@example.com", OpsRole::Admin).await;
+    let forged = elsewhere
+        .client
+        .post(elsewhere.url("/ops/queues/bench/pause"))
+        .header("x-forwarded-email", "ada@example.com")
+        .header("x-forwarded-for", "10.9.9.9")
+        .header("x-mingus-ops", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(audit_rows(&elsewhere).await, 0);
+}
