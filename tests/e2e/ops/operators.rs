@@ -460,6 +460,28 @@ async fn an_operator_signs_in_with_a_session_and_disabling_them_ends_it_at_once(
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    // The CLI's create: the operator exists with its role, and the change is audited as mingus-admin.
+    admin_operators::execute(
+        OperatorsCommand::Create {
+            name: "newbie".into(),
+            role: OpsRole::Viewer,
+        },
+        config,
+    )
+    .await
+    .unwrap();
+    let row = last_row(&app).await;
+    assert_eq!(
+        (row.actor.as_str(), row.action.as_str()),
+        ("mingus-admin", "operator.create")
+    );
+    assert_eq!(row.after.unwrap()["role"], "viewer");
+    let listed = operators::list(&app.db.pool).await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|o| o.name == "newbie" && o.role == "viewer" && o.disabled_at.is_none())
+    );
     // Disabling an unknown name is an error, not a silent success.
     let missing = admin_operators::execute(
         OperatorsCommand::Disable {
