@@ -2,7 +2,8 @@
 //! e-mail (exact or prefix), user id, Stripe customer, subscription or invoice/charge id;
 //! `GET /ops/customers/{id}` shows one: who they are and their tier, every subscription row, the Stripe
 //! events that concern them with the ordering guard's decision, invoices and refunds, each feature with
-//! the reason it is refused, and usage against the plan's limits.
+//! the reason it is refused, usage against the plan's limits, API keys (metadata), the team they own,
+//! e-mails sent and suppressed, and reports.
 //!
 //! Reads only: any operator role. Actions (promotions, trial extensions, usage resets, …) come later and
 //! will go through [`super::actions`] and the audit log like the others.
@@ -234,6 +235,7 @@ pub async fn detail(
     .await
     .map_err(db_error)?;
     let (features, usage) = access(&state, id).await?;
+    let more = related(&state, id).await?;
     Ok(Json(json!({
         "customer": customer,
         "tier": features.first().map(|f| f["tier"].clone()).unwrap_or(Value::Null),
@@ -242,7 +244,69 @@ pub async fn detail(
         "invoices": invoices,
         "features": features,
         "usage": usage,
+        "api_keys": more.api_keys,
+        "team": more.team,
+        "emails": more.emails,
+        "email_suppressions": more.suppressions,
+        "reports": more.reports,
     })))
+}
+
+/// The customer's other rows, newest first, as the page shows them: API keys by metadata only (never
+/// the hash), the team they own, e-mails sent or suppressed (without their data), reports (without
+/// their content).
+struct Related {
+    api_keys: Vec<Value>,
+    team: Vec<Value>,
+    emails: Vec<Value>,
+    suppressions: Vec<Value>,
+    reports: Vec<Value>,
+}
+
+async fn related(state: &AppState, id: Uuid) -> Result<Related, ApiError> {
+    let rows = |sql: &'static str| {
+        sqlx::query_scalar::<_, Value>(sql)
+            .bind(id)
+            .bind(HISTORY_LIMIT)
+            .fetch_all(&state.db)
+    };
+    let (api_keys, team, emails, suppressions, reports) = tokio::try_join!(
+        rows(
+            "SELECT jsonb_build_object('id', id, 'name', key_name, 'prefix', key_prefix, 'permissions', permissions,
+                                       'active', is_active, 'created_at', created_at, 'last_used_at', last_used_at,
+                                       'expires_at', expires_at)
+             FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"
+        ),
+        rows(
+            "SELECT jsonb_build_object('id', id, 'email', member_email, 'name', member_name, 'role', role,
+                                       'status', status, 'invited_at', invited_at, 'accepted_at', accepted_at)
+             FROM team_members WHERE team_owner_id = $1 ORDER BY invited_at DESC LIMIT $2"
+        ),
+        rows(
+            "SELECT jsonb_build_object('id', id, 'template', template, 'recipient', recipient, 'status', status,
+                                       'attempts', attempts, 'last_error', last_error, 'scheduled_for', scheduled_for,
+                                       'sent_at', sent_at, 'created_at', created_at)
+             FROM email_deliveries WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"
+        ),
+        rows(
+            "SELECT jsonb_build_object('category', category, 'source', source, 'created_at', created_at)
+             FROM email_suppressions WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"
+        ),
+        rows(
+            "SELECT jsonb_build_object('id', id, 'kind', kind, 'format', format, 'status', status,
+                                       'failure_reason', failure_reason, 'period_start', period_start,
+                                       'period_end', period_end, 'created_at', created_at, 'finished_at', finished_at)
+             FROM reports WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"
+        ),
+    )
+    .map_err(db_error)?;
+    Ok(Related {
+        api_keys,
+        team,
+        emails,
+        suppressions,
+        reports,
+    })
 }
 
 /// Every feature any tier offers, checked for the customer as `/v1/features` would answer them, and

@@ -43,6 +43,25 @@ async fn essentials_customer(app: &TestApp) -> Uuid {
     .execute(pool)
     .await
     .unwrap();
+    sqlx::query(
+        "INSERT INTO api_keys (user_id, key_name, key_prefix, api_key_hash) VALUES ($1, 'ci', 'mk_live_abc123', 'secret-hash-page')",
+    )
+    .bind(user)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO email_deliveries (user_id, template, recipient, dedupe_key, status) VALUES ($1, 'welcome', 'page.person@example.com', 'page-welcome', 'sent')",
+    )
+    .bind(user)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO email_suppressions (user_id, category, source) VALUES ($1, 'reminders', 'link')")
+        .bind(user)
+        .execute(pool)
+        .await
+        .unwrap();
     let shape = ApiShape::Basil;
     let object = fx::customer(shape, "cus_page", Some("page.person@example.com"), None);
     let event = fx::envelope(

@@ -373,6 +373,17 @@ function renderCustomer(page) {
   fill(document.querySelector("#customer-invoices tbody"), page.invoices.map((i) => el("tr", {},
     el("td", {}, fmtTime(i.created_at)), el("td", { class: "mono" }, i.transaction_id ?? "—"),
     el("td", { class: "num" }, `${i.amount} ${i.currency}`), el("td", {}, pill(i.status)))));
+  fill(document.querySelector("#customer-emails tbody"), page.emails.map((m) => el("tr", {},
+    el("td", {}, fmtTime(m.created_at)), el("td", {}, m.template), el("td", {}, pill(m.status)),
+    el("td", { class: "error" }, m.last_error ?? ""))));
+  document.getElementById("customer-suppressions").textContent = page.email_suppressions.length
+    ? `Suppressed: ${page.email_suppressions.map((x) => `${x.category} (${x.source})`).join(", ")}` : "";
+  const other = [
+    ...page.api_keys.map((k) => ["API key", `${k.name} · ${k.prefix}…`, k.active ? "active" : "inactive", k.created_at]),
+    ...page.team.map((t) => ["Team member", `${t.email} (${t.role})`, t.status, t.invited_at]),
+    ...page.reports.map((r) => ["Report", `${r.kind} ${r.period_start} → ${r.period_end}`, r.status, r.created_at])];
+  fill(document.querySelector("#customer-other tbody"), other.map(([what, name, status, at]) => el("tr", {},
+    el("td", {}, what), el("td", {}, name), el("td", {}, pill(status)), el("td", {}, fmtTime(at)))));
   document.getElementById("customer-detail").hidden = false;
 }
 
