@@ -120,7 +120,8 @@ fn credential(headers: &HeaderMap, token: &str) -> Option<Credential> {
 }
 
 /// Who presents the request's credential: break-glass (the admin token, or its HMAC cookie) or an
-/// enabled operator (their token, or their session cookie). `None`: no valid credential.
+/// enabled operator (their token, their session cookie, or the identity proxy's header from a proxy
+/// address). `None`: no valid credential. `peer` is the socket's peer address.
 async fn identify(
     state: &AppState,
     headers: &HeaderMap,
