@@ -59,6 +59,9 @@ pub enum Command {
     /// Stripe operations: replay stored events, fetch undelivered ones, reconcile subscriptions.
     #[command(subcommand)]
     Stripe(crate::admin_stripe::StripeCommand),
+    /// Named operators of /ops: create (prints the token once), disable, list.
+    #[command(subcommand)]
+    Operators(crate::admin_operators::OperatorsCommand),
     /// Analytics: generate synthetic data, backfill the daily rollup.
     #[command(subcommand)]
     Analytics(crate::admin_analytics::AnalyticsCommand),
@@ -91,6 +94,7 @@ pub async fn execute(cli: Cli, config: &Config) -> anyhow::Result<()> {
         Command::CreateDatabase => create_database(config).await,
         Command::Stripe(command) => crate::admin_stripe::execute(command, config).await,
         Command::Analytics(command) => crate::admin_analytics::analytics(command, config).await,
+        Command::Operators(command) => crate::admin_operators::execute(command, config).await,
         Command::Partitions(command) => crate::admin_analytics::partitions(command, config).await,
         Command::ImportSqlite(args) => crate::admin_import::import(args, config).await,
         Command::SqliteFixture(args) => crate::admin_import::generate_fixture(args),

@@ -4,7 +4,7 @@
 //! - the **owner** (`mingus_owner`) owns the database, its schemas and every object in them: migrations,
 //!   the workers and the scheduler log in as it (monthly partition maintenance is DDL);
 //! - the **API** role (`mingus_api`) reads and writes rows and nothing else: no DDL, no TRUNCATE, cannot
-//!   turn row-level security off. It may `SET ROLE mingus_app` (user-scoped transactions, where the RLS
+//!   turn row-level security off, and only adds to the append-only audit log (`ops_audit_log`). It may `SET ROLE mingus_app` (user-scoped transactions, where the RLS
 //!   policies apply) and has `BYPASSRLS` itself, since webhook ingest and `/ops` read across users.
 //!
 //! Passwords come from files (never the command line, which `ps` shows to every local user). The
@@ -13,6 +13,11 @@
 
 use anyhow::Context;
 use sqlx::{Connection, PgConnection};
+
+/// Tables no login role may change or remove rows of: the blanket grant below is taken back on them
+/// (the table's own trigger refuses too; migration …60 does the same for roles that got the default
+/// privileges before it ran).
+const APPEND_ONLY: [&str; 1] = ["ops_audit_log"];
 
 /// Schemas the migrations create objects in.
 const SCHEMAS: [&str; 3] = ["public", "auth", "archive"];
@@ -208,6 +213,20 @@ pub async fn create(conn: &mut PgConnection, roles: &Roles) -> anyhow::Result<()
         let args = [owner, schema.as_str(), api];
         run_formatted(&mut tx, "ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I", &args).await?;
         run_formatted(&mut tx, "ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %I", &args).await?;
+    }
+    for table in APPEND_ONLY {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(table)
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists {
+            run_formatted(
+                &mut tx,
+                "REVOKE UPDATE, DELETE, TRUNCATE ON %I FROM %I",
+                &[table, api],
+            )
+            .await?;
+        }
     }
     tx.commit().await?;
     tracing::info!(owner, api, objects = statements.len(), "roles ready");

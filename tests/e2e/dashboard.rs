@@ -436,3 +436,114 @@ async fn an_operator_reads_a_failed_stripe_event_and_replays_it_from_the_dashboa
     drop(driver);
     worker.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_viewer_signs_in_sees_the_audit_log_no_action_buttons_and_a_customer_page() {
+    use mingus_api::ops::{actor::OpsRole, operators};
+    let app = TestApp::spawn().await;
+    let (_, viewer) = operators::create(&app.db.pool, "vera", OpsRole::Viewer)
+        .await
+        .unwrap();
+    // An action to find in the log: break-glass pauses the bench queue.
+    let admin = app.config.admin_token.as_ref().unwrap().expose_secret();
+    let paused = app
+        .client
+        .post(app.url("/ops/queues/bench/pause"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(paused.status().is_success());
+
+    let driver = Driver::start();
+    let client = driver.browser().await;
+    client.goto(&app.url("/ops")).await.unwrap();
+    visible(&client, "#login-form input[name=token]")
+        .await
+        .send_keys(&viewer)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    visible(&client, "#queues").await;
+    assert_eq!(text_of(&client, "#operator").await, "vera · viewer");
+    let row = visible(&client, "#audit tbody tr[data-audit-id]").await;
+    let text = row.text().await.unwrap();
+    assert!(
+        text.contains("break-glass") && text.contains("queue.pause") && text.contains("bench"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{"paused":false} → {"paused":true}"#),
+        "{text}"
+    );
+    // The paused queue's Resume button exists in the page but a viewer does not see it.
+    let resume = client
+        .find(Locator::Css(
+            r#"#queues button[data-action="resume"][data-queue="bench"]"#,
+        ))
+        .await
+        .unwrap();
+    assert!(!resume.is_displayed().await.unwrap());
+    visible(&client, "#audit-export button[type=submit]").await;
+    assert!(
+        !client.source().await.unwrap().contains(&viewer),
+        "the page never shows the token"
+    );
+    screenshot(&client, "mingus-dashboard-audit.png").await;
+
+    // The customer page: find an Essentials customer by the start of their e-mail, open them, and read
+    // why custom reports are refused.
+    let user: Uuid = sqlx::query_scalar(
+        "INSERT INTO users (email, full_name) VALUES ('dash.customer@example.com', 'Dash Customer') RETURNING id",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO subscriptions (user_id, plan_tier, plan_price, billing_cycle, status, current_period_start, current_period_end)
+         VALUES ($1, 'essentials', 10.00, 'monthly', 'active', now(), now() + interval '1 month')",
+    )
+    .bind(user)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("SELECT mingus_recompute_access($1, now())")
+        .bind(user)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    visible(&client, "#customer-search input[name=q]")
+        .await
+        .send_keys("dash.cus")
+        .await
+        .unwrap();
+    click(&client, "#customer-search button[type=submit]").await;
+    click(
+        &client,
+        &format!(r#"#customers a[data-customer-id="{user}"]"#),
+    )
+    .await;
+    let refused = visible(
+        &client,
+        r#"#customer-features tr[data-feature="custom_reports"]"#,
+    )
+    .await;
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("no") && text.contains("feature_not_included"),
+        "{text}"
+    );
+    assert!(
+        text_of(&client, "#customer-facts")
+            .await
+            .contains("essentials")
+    );
+    screenshot(&client, "mingus-dashboard-customer.png").await;
+    client.close().await.unwrap();
+}

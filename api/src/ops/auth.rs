@@ -4,12 +4,18 @@
 //! Every comparison is constant-time and exact (a token with a trailing space is another token).
 //! Failed attempts are counted per client address ([`super::guesses`]): past the allowance, 429.
 //!
+//! Named operators ([`super::operators`]) present their own token the same ways, or arrive through an
+//! identity proxy (`MINGUS_OPS_PROXY_USER_HEADER` from `MINGUS_OPS_PROXY_ADDRS` only); the admin token stays as
+//! break-glass, acting as an admin and audited as `break-glass`. The role each route needs is checked
+//! here, before any handler runs ([`super::actions`]).
+//!
 //! Cookie-authenticated requests that change something must also carry the `x-mingus-ops` header, which a
 //! cross-site form cannot send (on top of `SameSite=Strict`).
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,7 +26,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::dashboard;
+use super::actor::{Actor, OpsRole};
+use super::{actions, dashboard, db_error, operators};
 use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -49,7 +56,7 @@ fn unauthorized() -> ApiError {
     ApiError::client(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
-        "a valid admin token is required (Authorization: Bearer <MINGUS_ADMIN_TOKEN>)",
+        "a valid operator or admin token is required (Authorization: Bearer <token>)",
     )
 }
 
@@ -112,18 +119,89 @@ fn credential(headers: &HeaderMap, token: &str) -> Option<Credential> {
     session_valid(value, token).then_some(Credential::Cookie)
 }
 
-/// True when the request carries a valid bearer token or session cookie.
-fn authenticated(state: &AppState, headers: &HeaderMap) -> bool {
-    state
-        .config
-        .admin_token
-        .as_ref()
-        .is_some_and(|t| credential(headers, t.expose_secret()).is_some())
+/// Who presents the request's credential: break-glass (the admin token, or its HMAC cookie) or an
+/// enabled operator (their token, their session cookie, or the identity proxy's header from a proxy
+/// address). `None`: no valid credential. `peer` is the socket's peer address.
+async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    token: &str,
+) -> Result<Option<(Actor, Credential)>, ApiError> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        if credential(headers, token).is_some() {
+            return Ok(Some((Actor::break_glass(), Credential::Bearer)));
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let Some(presented) = presented else {
+            return Ok(None);
+        };
+        let operator = operators::by_token(&state.db, presented)
+            .await
+            .map_err(db_error)?;
+        return Ok(operator.map(|actor| (actor, Credential::Bearer)));
+    }
+    if let Some(name) = proxied_user(state, headers, peer) {
+        let operator = operators::by_name(&state.db, &name)
+            .await
+            .map_err(db_error)?;
+        // Browser traffic through the proxy's own session: changes need the CSRF header like cookies.
+        return Ok(operator.map(|actor| (actor, Credential::Cookie)));
+    }
+    let Some(value) = cookie_value(headers, COOKIE) else {
+        return Ok(None);
+    };
+    if value.starts_with(operators::SESSION_PREFIX) {
+        let operator = operators::by_session(&state.db, value)
+            .await
+            .map_err(db_error)?;
+        return Ok(operator.map(|actor| (actor, Credential::Cookie)));
+    }
+    Ok(credential(headers, token).map(|via| (Actor::break_glass(), via)))
 }
 
-/// Middleware of every protected `/ops` route. The dashboard page answers with the login form instead
-/// of a JSON error.
-pub async fn require(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The person an identity proxy vouches for: its header, only when the socket peer (never a forwarded
+/// address) is one of `MINGUS_OPS_PROXY_ADDRS`.
+fn proxied_user(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<String> {
+    let proxy = state.config.listen.ops_proxy.as_ref()?;
+    let peer = peer?;
+    if !proxy.addrs.iter().any(|net| net.contains(&peer)) {
+        return None;
+    }
+    let name = headers
+        .get(proxy.user_header.as_str())?
+        .to_str()
+        .ok()?
+        .trim();
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
+}
+
+fn forbidden(actor: &Actor, method: &Method, route: &str, needed: OpsRole) -> Response {
+    ApiError::client(
+        StatusCode::FORBIDDEN,
+        "forbidden_role",
+        format!(
+            "{} is {} {}; {method} {route} needs {}",
+            actor.name,
+            if actor.role == OpsRole::Admin {
+                "an"
+            } else {
+                "a"
+            },
+            actor.role.name(),
+            needed.name()
+        ),
+    )
+    .into_response()
+}
+
+/// Middleware of every protected `/ops` route: identifies the caller, checks the role the route needs
+/// ([`actions::required_role`]) and hands the handler an [`Actor`]. The dashboard page answers with
+/// the login form instead of a JSON error.
+pub async fn require(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let page = request.uri().path() == "/ops";
     let Some(token) = state.config.admin_token.as_ref() else {
         return if page {
@@ -138,32 +216,51 @@ pub async fn require(State(state): State<AppState>, request: Request, next: Next
     if attempted && let Some(wait) = state.ops.guesses.locked_out(client, now) {
         return too_many_guesses(wait);
     }
-    match credential(request.headers(), token.expose_secret()) {
-        Some(Credential::Bearer) => next.run(request).await,
-        Some(Credential::Cookie) => {
-            let safe = matches!(*request.method(), Method::GET | Method::HEAD);
-            if safe || request.headers().contains_key(CSRF_HEADER) {
-                next.run(request).await
-            } else {
-                ApiError::client(
-                    StatusCode::FORBIDDEN,
-                    "csrf_header_missing",
-                    format!("changes made with the session cookie need the {CSRF_HEADER} header"),
-                )
-                .into_response()
-            }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let identified = match identify(&state, request.headers(), peer, token.expose_secret()).await {
+        Ok(identified) => identified,
+        Err(err) => return err.into_response(),
+    };
+    let Some((mut actor, via)) = identified else {
+        if attempted {
+            state.ops.guesses.failed(client, now);
         }
-        None => {
-            if attempted {
-                state.ops.guesses.failed(client, now);
-            }
-            if page {
-                dashboard::login_page(StatusCode::UNAUTHORIZED, None)
-            } else {
-                unauthorized().into_response()
-            }
-        }
+        return if page {
+            dashboard::login_page(StatusCode::UNAUTHORIZED, None)
+        } else {
+            unauthorized().into_response()
+        };
+    };
+    let method = request.method().clone();
+    let safe = matches!(method, Method::GET | Method::HEAD);
+    if matches!(via, Credential::Cookie) && !safe && !request.headers().contains_key(CSRF_HEADER) {
+        return ApiError::client(
+            StatusCode::FORBIDDEN,
+            "csrf_header_missing",
+            format!("changes made with the session cookie need the {CSRF_HEADER} header"),
+        )
+        .into_response();
     }
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |m| m.as_str().to_owned(),
+    );
+    let needed = actions::required_role(&method, &route);
+    if actor.role < needed {
+        tracing::warn!(operator = %actor.name, role = actor.role.name(), %method, %route, "operator lacks the role");
+        return forbidden(&actor, &method, &route, needed);
+    }
+    actor.request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    actor.client_ip = client;
+    request.extensions_mut().insert(actor);
+    next.run(request).await
 }
 
 /// 429 for an address that has used up its failed attempts.
@@ -192,7 +289,9 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Re
     if state.config.admin_token.is_none() {
         return dashboard::disabled_page();
     }
-    if authenticated(&state, &headers) {
+    if let Some(token) = state.config.admin_token.as_ref()
+        && let Ok(Some(_)) = identify(&state, &headers, None, token.expose_secret()).await
+    {
         return Redirect::to("/ops").into_response();
     }
     dashboard::login_page(StatusCode::OK, None)
@@ -213,19 +312,37 @@ pub async fn login(
         return too_many_guesses(wait);
     }
     let presented = form.map(|Form(f)| f.token).unwrap_or_default();
-    if presented.is_empty() || !token_matches(&presented, token.expose_secret()) {
+    // The admin token (break-glass) keeps its stateless HMAC cookie; an operator's token opens a
+    // session row, so disabling the operator ends it.
+    let session = if presented.is_empty() {
+        None
+    } else if token_matches(&presented, token.expose_secret()) {
+        Some(session_value(token.expose_secret()))
+    } else {
+        match operators::by_token(&state.db, &presented).await {
+            Ok(Some(Actor {
+                operator_id: Some(id),
+                ..
+            })) => match operators::open_session(&state.db, id).await {
+                Ok(value) => Some(value),
+                Err(err) => return ApiError::Internal(err).into_response(),
+            },
+            Ok(_) => None,
+            Err(err) => return db_error(err).into_response(),
+        }
+    };
+    let Some(session) = session else {
         state.ops.guesses.failed(client, now);
         tokio::time::sleep(FAILED_LOGIN_DELAY).await;
         return dashboard::login_page(StatusCode::UNAUTHORIZED, Some("That token is not valid."));
-    }
+    };
     let secure = if state.config.environment == mingus_common::config::Environment::Production {
         "; Secure"
     } else {
         ""
     };
     let cookie = format!(
-        "{COOKIE}={}; Path=/ops; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        session_value(token.expose_secret()),
+        "{COOKIE}={session}; Path=/ops; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         SESSION_TTL.as_secs()
     );
     let mut response = Redirect::to("/ops").into_response();
@@ -236,8 +353,14 @@ pub async fn login(
     response
 }
 
-/// `POST /ops/logout`: forgets the cookie.
-pub async fn logout() -> Response {
+/// `POST /ops/logout`: forgets the cookie, and ends an operator's session on the server.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(value) = cookie_value(&headers, COOKIE)
+        && value.starts_with(operators::SESSION_PREFIX)
+        && let Err(err) = operators::close_session(&state.db, value).await
+    {
+        tracing::warn!(error = %err, "could not delete an operator session at logout");
+    }
     let mut response = Redirect::to("/ops").into_response();
     *response.status_mut() = StatusCode::SEE_OTHER;
     response.headers_mut().insert(

@@ -2,11 +2,13 @@
 //! small script (`assets/ops.js`) that polls the JSON routes every two seconds. No build step: the
 //! assets are compiled into the binary.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::Value;
 
+use super::actor::Actor;
 use super::queues;
 use crate::state::AppState;
 
@@ -150,8 +152,9 @@ fn render_queues(data: &Value) -> (String, [String; 6]) {
     (rows, overview)
 }
 
-/// `GET /ops` (signed in).
-pub async fn page(State(state): State<AppState>) -> Response {
+/// `GET /ops` (signed in). The page names the operator and carries their role, which the stylesheet
+/// uses to hide the buttons of actions the role may not take (the server refuses them anyway).
+pub async fn page(State(state): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
     let (rows, overview, notice) = match queues::list(State(state.clone())).await {
         Ok(axum::Json(data)) => {
             let (rows, overview) = render_queues(&data);
@@ -169,6 +172,8 @@ pub async fn page(State(state): State<AppState>) -> Response {
     let mut body = DASHBOARD
         .replace("{{queue_rows}}", &rows)
         .replace("{{notice}}", &notice)
+        .replace("{{operator}}", &escape(&actor.name))
+        .replace("{{role}}", actor.role.name())
         .replace(
             "{{environment}}",
             if state.config.environment == mingus_common::config::Environment::Production {

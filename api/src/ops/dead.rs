@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use mingus_common::jobs::{Envelope, catalog, outbox};
 use mingus_common::queue::Queue;
@@ -18,7 +18,10 @@ use serde_json::{Value, json};
 use sqlx::types::Json as SqlJson;
 use uuid::Uuid;
 
-use super::{db_error, job_id, json, kind_param, pagination, query, queue_param, redis_error};
+use super::actor::Actor;
+use super::{
+    actions, audit, db_error, job_id, json, kind_param, pagination, query, queue_param, redis_error,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -169,6 +172,7 @@ async fn unclaim(state: &AppState, envelopes: &[Envelope]) {
 /// `POST /ops/jobs/{job_id}/retry`.
 pub async fn retry(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = job_id(&raw)?;
@@ -184,6 +188,7 @@ pub async fn retry(
     let Some((SqlJson(envelope),)) = claimed else {
         return Err(not_claimable(&state, id).await);
     };
+    let before = json!({ "dead": true, "queue": envelope.queue, "kind": envelope.kind, "generation": envelope.generation });
     let envelope = revived(envelope);
     // The outbox row follows the new life, so a sweep re-pushes this generation, not the dead one.
     let reopened = sqlx::query("UPDATE job_outbox SET args = $2 WHERE job_id = $1")
@@ -201,9 +206,23 @@ pub async fn retry(
         .await
     {
         unclaim(&state, std::slice::from_ref(&envelope)).await;
+        let entry = audit::Entry {
+            target: Some(id.to_string()),
+            before: Some(before),
+            after: Some(json!({ "dead": true, "claim": "undone" })),
+            failure: Some(format!("push failed: {err:#}")),
+        };
+        audit::record_after(&state, &actor, actions::JOB_RETRY, entry).await;
         return Err(redis_error(err));
     }
-    tracing::info!(job_id = %id, generation = envelope.generation, "dead job retried by an operator");
+    let entry = audit::Entry {
+        target: Some(id.to_string()),
+        before: Some(before),
+        after: Some(json!({ "dead": false, "generation": envelope.generation })),
+        failure: None,
+    };
+    audit::record_after(&state, &actor, actions::JOB_RETRY, entry).await;
+    tracing::info!(job_id = %id, generation = envelope.generation, operator = %actor.name, "dead job retried by an operator");
     Ok(Json(json!({
         "job_id": id,
         "queue": envelope.queue,
@@ -216,17 +235,21 @@ pub async fn retry(
 /// `DELETE /ops/jobs/{job_id}`: forgets a dead job (its ledger rows stay as history).
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = job_id(&raw)?;
     let mut tx = state.db.begin().await.map_err(db_error)?;
-    let deleted =
-        sqlx::query("DELETE FROM job_dead_letters WHERE job_id = $1 AND retried_at IS NULL")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-    if deleted.rows_affected() == 0 {
+    let deleted: Option<Value> = sqlx::query_scalar(
+        "DELETE FROM job_dead_letters WHERE job_id = $1 AND retried_at IS NULL
+         RETURNING jsonb_build_object('queue', queue, 'kind', kind, 'attempts', attempts,
+                                      'generation', generation, 'last_error', last_error, 'died_at', died_at)",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let Some(before) = deleted else {
         drop(tx);
         return Err(match not_claimable(&state, id).await {
             ApiError::Client {
@@ -235,7 +258,7 @@ pub async fn delete(
             } => changed_meanwhile(id),
             other => other,
         });
-    }
+    };
     sqlx::query(
         "UPDATE job_outbox SET outcome = 'deleted', completed_at = coalesce(completed_at, now()) WHERE job_id = $1",
     )
@@ -243,8 +266,17 @@ pub async fn delete(
     .execute(&mut *tx)
     .await
     .map_err(db_error)?;
+    let entry = audit::Entry {
+        target: Some(id.to_string()),
+        before: Some(before),
+        after: None,
+        failure: None,
+    };
+    audit::record(&mut *tx, &actor, actions::JOB_DELETE, entry)
+        .await
+        .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
-    tracing::info!(job_id = %id, "dead job deleted by an operator");
+    tracing::info!(job_id = %id, operator = %actor.name, "dead job deleted by an operator");
     Ok(Json(json!({ "job_id": id, "deleted": true })))
 }
 
@@ -268,10 +300,40 @@ pub struct RetryFilter {
 /// request (one that dies again meanwhile is not retried twice). Returns how many.
 pub async fn retry_all(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     body: Result<Json<RetryFilter>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = json(body)?;
     let (queue, kind) = filters(filter.queue.as_deref(), filter.kind.as_deref())?;
+    let target = format!(
+        "queue={} kind={}",
+        queue.as_deref().unwrap_or("*"),
+        kind.as_deref().unwrap_or("*")
+    );
+    let result = retry_matching(&state, queue.as_deref(), kind.as_deref()).await;
+    let (retried, failure) = match &result {
+        Ok(retried) => (*retried, None),
+        Err((retried, err)) => (*retried, Some(format!("{err}"))),
+    };
+    let entry = audit::Entry {
+        target: Some(target),
+        before: None,
+        after: Some(json!({ "retried": retried })),
+        failure,
+    };
+    // Recorded even when nothing matched: the operator asked, and the row says it found nothing.
+    audit::record_after(&state, &actor, actions::DEAD_RETRY_ALL, entry).await;
+    let retried = result.map_err(|(_, err)| err)?;
+    tracing::info!(retried, ?queue, ?kind, operator = %actor.name, "dead jobs retried by an operator");
+    Ok(Json(json!({ "retried": retried })))
+}
+
+/// Claims and pushes the matching dead letters in batches; on failure, how many were retried before.
+async fn retry_matching(
+    state: &AppState,
+    queue: Option<&str>,
+    kind: Option<&str>,
+) -> Result<usize, (usize, ApiError)> {
     let started = Utc::now();
     let kinds = known_kinds();
     let mut retried = 0usize;
@@ -287,12 +349,12 @@ pub async fn retry_all(
         )
         .bind(started)
         .bind(&kinds)
-        .bind(&queue)
-        .bind(&kind)
+        .bind(queue)
+        .bind(kind)
         .bind(BATCH)
         .fetch_all(&state.db)
         .await
-        .map_err(db_error)?;
+        .map_err(|err| (retried, db_error(err)))?;
         if claimed.is_empty() {
             break;
         }
@@ -307,7 +369,7 @@ pub async fn retry_all(
         .bind(&args)
         .execute(&state.db)
         .await
-        .map_err(db_error)?;
+        .map_err(|err| (retried, db_error(err)))?;
         let mut by_queue: BTreeMap<Queue, Vec<Envelope>> = BTreeMap::new();
         for envelope in envelopes {
             by_queue.entry(envelope.queue).or_default().push(envelope);
@@ -316,13 +378,12 @@ pub async fn retry_all(
         while let Some(group) = groups.next() {
             if let Err(err) = state.enqueuer.push(&group, None, None).await {
                 let rest: Vec<Envelope> = std::iter::once(group).chain(groups).flatten().collect();
-                unclaim(&state, &rest).await;
+                unclaim(state, &rest).await;
                 tracing::warn!(retried, "bulk retry stopped: push failed");
-                return Err(redis_error(err));
+                return Err((retried, redis_error(err)));
             }
             retried += group.len();
         }
     }
-    tracing::info!(retried, ?queue, ?kind, "dead jobs retried by an operator");
-    Ok(Json(json!({ "retried": retried })))
+    Ok(retried)
 }

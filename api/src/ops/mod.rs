@@ -1,14 +1,21 @@
-//! The operator API (`/ops/…`, admin token) and the web dashboard (`GET /ops`).
+//! The operator API (`/ops/…`, named operators or the break-glass admin token) and the web dashboard
+//! (`GET /ops`). Every change is checked against its role ([`actions`]) and leaves one row in the audit
+//! log ([`audit`]).
 //!
 //! Built on our own ledger (`job_runs`), dead letters and Redis reads, not on apalis' dashboard traits,
 //! most of which fail or return nothing on Redis (NOTES-apalis defect 11).
 
+pub mod actions;
+pub mod actor;
+pub(crate) mod audit;
 pub mod auth;
+mod customers;
 mod dashboard;
 mod db;
 mod dead;
 pub mod guesses;
 mod jobs;
+pub mod operators;
 pub(crate) mod queues;
 mod schedules;
 mod stripe_events;
@@ -57,6 +64,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ops/dead/retry", post(dead::retry_all))
         .route("/ops/workers", get(workers::list))
         .route("/ops/db", get(db::overview))
+        .route("/ops/audit", get(audit::list))
+        .route("/ops/customers", get(customers::search))
+        .route("/ops/customers/{id}", get(customers::detail))
+        .route("/ops/audit/export", get(audit::export))
         .route("/ops/schedules", get(schedules::list))
         .route("/ops/schedules/{name}/run", post(schedules::run))
         .route("/ops/stripe-events", get(stripe_events::list))

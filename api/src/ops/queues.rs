@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
 use chrono::{DateTime, DurationRound, Utc};
 use mingus_common::jobs::Enqueuer;
 use mingus_common::queue::Queue;
@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use super::{db_error, query, queue_param, queue_path, redis_error};
+use super::actor::Actor;
+use super::{actions, audit, db_error, query, queue_param, queue_path, redis_error};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -259,24 +260,57 @@ pub async fn stats(
     Ok(Json(json!({ "queue": queue, "minutes": minutes })))
 }
 
+/// Whether `queue` is paused now, for the audit row's `before` (`None` when Redis does not say).
+async fn paused_now(enqueuer: &Enqueuer, queue: Queue) -> Option<bool> {
+    let mut conn = enqueuer.connection();
+    redis::cmd("EXISTS")
+        .arg(enqueuer.keys(queue).paused())
+        .query_async::<bool>(&mut conn)
+        .await
+        .ok()
+}
+
+/// Pauses or resumes `queue` and records it; a Redis error is recorded as a failed attempt, since a
+/// command that timed out may still have been applied.
+async fn set_paused(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    paused: bool,
+) -> Result<Json<Value>, ApiError> {
+    let queue = queue_path(raw)?;
+    let before = paused_now(&state.enqueuer, queue).await;
+    let (action, result) = if paused {
+        (actions::QUEUE_PAUSE, state.enqueuer.pause(queue).await)
+    } else {
+        (actions::QUEUE_RESUME, state.enqueuer.resume(queue).await)
+    };
+    let entry = audit::Entry {
+        target: Some(queue.name().to_owned()),
+        before: Some(json!({ "paused": before })),
+        after: Some(json!({ "paused": paused })),
+        failure: result.as_ref().err().map(|err| format!("{err:#}")),
+    };
+    audit::record_after(state, actor, action, entry).await;
+    result.map_err(redis_error)?;
+    tracing::info!(%queue, paused, operator = %actor.name, "queue paused or resumed by an operator");
+    Ok(Json(json!({ "queue": queue, "paused": paused })))
+}
+
 /// `POST /ops/queues/{queue}/pause`: waiting jobs are held, in-flight ones finish.
 pub async fn pause(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(queue): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let queue = queue_path(&queue)?;
-    state.enqueuer.pause(queue).await.map_err(redis_error)?;
-    tracing::info!(%queue, "queue paused by an operator");
-    Ok(Json(json!({ "queue": queue, "paused": true })))
+    set_paused(&state, &actor, &queue, true).await
 }
 
 /// `POST /ops/queues/{queue}/resume`.
 pub async fn resume(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(queue): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let queue = queue_path(&queue)?;
-    state.enqueuer.resume(queue).await.map_err(redis_error)?;
-    tracing::info!(%queue, "queue resumed by an operator");
-    Ok(Json(json!({ "queue": queue, "paused": false })))
+    set_paused(&state, &actor, &queue, false).await
 }

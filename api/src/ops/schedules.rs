@@ -1,14 +1,15 @@
 //! The cron table as operators see it (`GET /ops/schedules`) and running a schedule now
 //! (`POST /ops/schedules/{name}/run`), through `mingus_common::cron`.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::Utc;
 use mingus_common::cron::{self, CronTable, TriggerError};
 use serde_json::{Value, json};
 
-use super::{db_error, redis_error};
+use super::actor::Actor;
+use super::{actions, audit, db_error, redis_error};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -30,6 +31,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 /// tick still runs.
 pub async fn run(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let table = table(&state);
@@ -44,9 +46,24 @@ pub async fn run(
             ),
         ));
     }
-    match cron::trigger_now(&state.db, &state.enqueuer, &table, &name).await {
+    let result = cron::trigger_now(&state.db, &state.enqueuer, &table, &name).await;
+    let (after, failure) = match &result {
+        Ok(run) => (Some(json!({ "run": run })), None),
+        Err(TriggerError::UnknownSchedule(_)) => {
+            return Err(ApiError::not_found("no such schedule"));
+        }
+        Err(err) => (None, Some(err.to_string())),
+    };
+    let entry = audit::Entry {
+        target: Some(name.clone()),
+        before: None,
+        after,
+        failure,
+    };
+    audit::record_after(&state, &actor, actions::SCHEDULE_RUN, entry).await;
+    match result {
         Ok(run) => {
-            tracing::info!(schedule = %name, job_id = %run.job_id, "schedule run by an operator");
+            tracing::info!(schedule = %name, job_id = %run.job_id, operator = %actor.name, "schedule run by an operator");
             Ok(Json(json!({ "run": run })))
         }
         Err(TriggerError::UnknownSchedule(_)) => Err(ApiError::not_found("no such schedule")),

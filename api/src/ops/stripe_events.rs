@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use mingus_common::stripe_api::{self, PROTECTED, ReplayFilter, ReplayReport, STATUSES};
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use sqlx::types::Json as SqlJson;
 use uuid::Uuid;
 
-use super::{db_error, json as json_body, pagination, query};
+use super::actor::Actor;
+use super::{actions, audit, db_error, json as json_body, pagination, query};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -394,6 +395,7 @@ pub struct ReplayOne {
 /// `POST /ops/stripe-events/{id}/replay` (optional JSON `{"force": bool}`): 202 with the replay report.
 pub async fn replay_one(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(raw): Path<String>,
     body: Result<Option<Json<ReplayOne>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -417,9 +419,22 @@ pub async fn replay_one(
         limit: 1,
         ..ReplayFilter::default()
     };
-    let report = stripe_api::replay(&state.db, &state.enqueuer, &filter)
-        .await
-        .map_err(replay_error)?;
+    let report = stripe_api::replay(&state.db, &state.enqueuer, &filter).await;
+    let entry = audit::Entry {
+        target: Some(id.clone()),
+        before: Some(json!({ "status": status })),
+        after: report
+            .as_ref()
+            .ok()
+            .map(|r| json!({ "replayed": r.replayed, "force": force })),
+        failure: report.as_ref().err().map(|err| format!("{err:#}")),
+    };
+    // A replay the locked re-check skipped (the status changed to a protected one meanwhile) changed
+    // nothing and is answered 409 below: no row.
+    if report.as_ref().map_or(true, |r| r.replayed > 0) {
+        audit::record_after(&state, &actor, actions::STRIPE_EVENT_REPLAY, entry).await;
+    }
+    let report = report.map_err(replay_error)?;
     // Changed between the look-up and the replay's own (locked) check.
     let now: Option<(String, Option<Uuid>)> =
         sqlx::query_as("SELECT status, job_id FROM stripe_events WHERE id = $1")
@@ -433,7 +448,7 @@ pub async fn replay_one(
     if report.replayed == 0 {
         return Err(protected(&id, &now_status));
     }
-    tracing::info!(event_id = %id, force, "stripe event replayed by an operator");
+    tracing::info!(event_id = %id, force, operator = %actor.name, "stripe event replayed by an operator");
     let body = json!({ "id": id, "status": now_status, "job_id": job_id });
     Ok((
         StatusCode::ACCEPTED,
@@ -455,6 +470,7 @@ pub struct ReplayMany {
 /// `failed` by default): replays every matching event, oldest first, up to the library's cap.
 pub async fn replay_many(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     body: Result<Option<Json<ReplayMany>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request = optional_json(body)?;
@@ -481,14 +497,27 @@ pub async fn replay_many(
         force: request.force,
         ..ReplayFilter::default()
     };
-    let report = stripe_api::replay(&state.db, &state.enqueuer, &filter)
-        .await
-        .map_err(replay_error)?;
+    let report = stripe_api::replay(&state.db, &state.enqueuer, &filter).await;
+    let entry = audit::Entry {
+        target: Some(format!(
+            "status={status} type={}",
+            kind.as_deref().unwrap_or("*")
+        )),
+        before: None,
+        after: report.as_ref().ok().map(|r| {
+            json!({ "replayed": r.replayed, "skipped_protected": r.skipped_protected,
+                    "truncated": r.truncated, "force": request.force })
+        }),
+        failure: report.as_ref().err().map(|err| format!("{err:#}")),
+    };
+    audit::record_after(&state, &actor, actions::STRIPE_EVENTS_REPLAY, entry).await;
+    let report = report.map_err(replay_error)?;
     tracing::info!(
         status,
         kind = kind.as_deref(),
         replayed = report.replayed,
         truncated = report.truncated,
+        operator = %actor.name,
         "stripe events replayed by an operator"
     );
     let body = json!({ "status": status, "type": kind });

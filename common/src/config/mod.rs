@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-pub use listen::{ListenAddr, ListenConfig};
+pub use listen::{ListenAddr, ListenConfig, OpsProxy};
 pub use parse::ConfigError;
 use parse::Vars;
 pub use scheduler::{ScheduleOverride, SchedulerConfig};

@@ -12,6 +12,7 @@ pub(super) fn check(config: &Config, vars: &Vars<'_>, needs: Needs) -> Result<()
         check_http_secrets(config)?;
     }
     transport::check(config, vars, needs)?;
+    super::listen::check_production(&config.listen)?;
     if let Some(key) = &config.stripe_api_key
         && key.expose_secret().starts_with("sk_test_")
     {

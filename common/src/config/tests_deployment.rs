@@ -193,3 +193,67 @@ fn probe_addresses_default_loosely_and_bind_strictly_when_given() {
     assert!(config.jobs.metrics_addr.unwrap().explicit);
     assert!(config.listen.scheduler_probe.is_none());
 }
+
+#[test]
+fn the_ops_identity_proxy_needs_both_settings_a_real_header_and_narrow_addresses_in_production() {
+    let config = Config::from_vars([
+        ("MINGUS_OPS_PROXY_USER_HEADER", "X-Forwarded-Email"),
+        ("MINGUS_OPS_PROXY_ADDRS", "127.0.0.1, 10.1.2.0/24"),
+    ])
+    .unwrap();
+    let proxy = config.listen.ops_proxy.unwrap();
+    assert_eq!(proxy.user_header, "x-forwarded-email");
+    assert_eq!(proxy.addrs.len(), 2);
+    assert!(
+        Config::from_vars([("MINGUS_ENV", "development")])
+            .unwrap()
+            .listen
+            .ops_proxy
+            .is_none()
+    );
+
+    for (vars, variable) in [
+        (
+            vec![("MINGUS_OPS_PROXY_USER_HEADER", "X-Forwarded-Email")],
+            "MINGUS_OPS_PROXY_ADDRS",
+        ),
+        (
+            vec![("MINGUS_OPS_PROXY_ADDRS", "127.0.0.1")],
+            "MINGUS_OPS_PROXY_USER_HEADER",
+        ),
+        (
+            vec![
+                ("MINGUS_OPS_PROXY_USER_HEADER", "Authorization"),
+                ("MINGUS_OPS_PROXY_ADDRS", "127.0.0.1"),
+            ],
+            "MINGUS_OPS_PROXY_USER_HEADER",
+        ),
+        (
+            vec![
+                ("MINGUS_OPS_PROXY_USER_HEADER", "x email"),
+                ("MINGUS_OPS_PROXY_ADDRS", "127.0.0.1"),
+            ],
+            "MINGUS_OPS_PROXY_USER_HEADER",
+        ),
+        (
+            vec![
+                ("MINGUS_OPS_PROXY_USER_HEADER", "x-email"),
+                ("MINGUS_OPS_PROXY_ADDRS", "0.0.0.0/0"),
+            ],
+            "MINGUS_OPS_PROXY_ADDRS",
+        ),
+    ] {
+        let err = Config::from_vars(vars.clone()).unwrap_err();
+        assert_eq!(err.variable(), variable, "{vars:?}: {err}");
+    }
+
+    // Production refuses a wide range (anyone on it could claim to be the proxy) and names it.
+    let mut vars = production();
+    vars.push(("MINGUS_OPS_PROXY_USER_HEADER".into(), "x-email".into()));
+    vars.push(("MINGUS_OPS_PROXY_ADDRS".into(), "10.0.0.0/8".into()));
+    let err = Config::from_vars(vars.clone()).unwrap_err();
+    assert_eq!(err.variable(), "MINGUS_OPS_PROXY_ADDRS", "{err}");
+    vars.pop();
+    vars.push(("MINGUS_OPS_PROXY_ADDRS".into(), "127.0.0.1".into()));
+    assert!(Config::from_vars(vars).is_ok());
+}

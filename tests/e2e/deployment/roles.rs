@@ -1,6 +1,6 @@
 //! `mingus-admin create-roles`: the owner owns everything and may run DDL; the API role writes rows but
 //! runs no DDL, cannot truncate or switch row-level security off, and sees one user's rows when it
-//! switches to `mingus_app`.
+//! switches to `mingus_app`; it only adds to and reads the audit log.
 
 use std::str::FromStr;
 
@@ -88,6 +88,30 @@ async fn the_owner_runs_ddl_and_the_api_role_only_touches_rows_under_rls() {
     refused(&api, "TRUNCATE user_profiles").await;
     refused(&api, "ALTER TABLE user_profiles DISABLE ROW LEVEL SECURITY").await;
     refused(&api, "CREATE SCHEMA api_schema").await;
+
+    // The audit log: the API role adds and reads rows, never changes or removes them — whether the
+    // table existed when create-roles ran (its revoke) or the owner created it afterwards, when the
+    // default privileges granted everything (the migration's revoke).
+    for recreate in [false, true] {
+        if recreate {
+            MIGRATOR.undo(&owner, 20261101000059).await.unwrap();
+            MIGRATOR.run(&owner).await.unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO ops_audit_log (actor, actor_role, action, outcome) VALUES ('t', 'admin', 'test', 'ok')",
+        )
+        .execute(&api)
+        .await
+        .unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM ops_audit_log")
+            .fetch_one(&api)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1, "recreated: {recreate}");
+        refused(&api, "UPDATE ops_audit_log SET actor = 'someone-else'").await;
+        refused(&api, "DELETE FROM ops_audit_log").await;
+        refused(&api, "TRUNCATE ops_audit_log").await;
+    }
 
     // Under mingus_app, one user's rows.
     let mut tx = db::begin_as_user(&api, alice).await.unwrap();

@@ -1,7 +1,9 @@
 //! The operator API `/ops` and `/metrics` end to end, and the helpers its tests share.
 
 mod auth;
+mod customers;
 mod dead;
+mod operators;
 mod queues;
 mod stripe_events;
 

@@ -341,6 +341,63 @@ function renderEvent(e) {
   document.getElementById("event-detail").hidden = false;
 }
 
+function customerLink(c) {
+  return el("a", { class: "job", href: "#customer", "data-action": "open-customer", "data-customer-id": c.id, title: c.id }, c.email);
+}
+
+function renderCustomers(data) {
+  const rows = (data.items || []).map((c) => el("tr", { "data-customer-id": c.id },
+    el("td", {}, customerLink(c)), el("td", {}, c.full_name ?? "—"), el("td", {}, c.plan_tier ?? "—"),
+    el("td", {}, c.subscription_status ? pill(c.subscription_status) : "—"), el("td", {}, fmtTime(c.created_at))));
+  fill(document.querySelector("#customers tbody"), rows, "customers-empty");
+}
+
+function renderCustomer(page) {
+  const c = page.customer;
+  document.getElementById("customer-title").textContent = `Customer ${c.email}`;
+  const facts = [["User id", c.id], ["Name", c.full_name ?? "—"], ["Tier", page.tier ?? "none"],
+    ["Active", c.is_active ? "yes" : "no"], ["Stripe customer", c.stripe_customer_id ?? "—"], ["Since", fmtTime(c.created_at)]];
+  document.getElementById("customer-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  fill(document.querySelector("#customer-features tbody"), page.features.map((f) => el("tr", { "data-feature": f.feature },
+    el("td", { class: "name" }, f.feature), el("td", {}, pill(f.access ? "yes" : "no")), el("td", {}, f.reason ?? ""),
+    el("td", {}, f.access_level ?? ""), el("td", { class: "num" }, f.usage ?? ""), el("td", { class: "num" }, f.limit ?? ""),
+    el("td", {}, f.resets_at ? fmtTime(f.resets_at) : ""))));
+  fill(document.querySelector("#customer-subscriptions tbody"), page.subscriptions.map((s) => el("tr", {},
+    el("td", {}, fmtTime(s.created_at)), el("td", {}, s.plan_tier), el("td", {}, s.billing_cycle), el("td", {}, pill(s.status)),
+    el("td", { title: s.stripe_subscription_id ?? "" }, s.stripe_status ?? "—"),
+    el("td", {}, `${fmtTime(s.current_period_start)} → ${fmtTime(s.current_period_end)}`),
+    el("td", {}, s.trial_end ? fmtTime(s.trial_end) : "—"), el("td", {}, s.cancelled_at ? fmtTime(s.cancelled_at) : "—"))));
+  fill(document.querySelector("#customer-events tbody"), page.stripe_events.map((e) => el("tr", {},
+    el("td", {}, fmtTime(e.created ?? e.received_at)), el("td", {}, eventLink(e.id)), el("td", {}, e.type),
+    el("td", {}, pill(e.status)), el("td", {}, e.order_decision ?? ""), el("td", { class: "error" }, e.last_error ?? ""))));
+  fill(document.querySelector("#customer-invoices tbody"), page.invoices.map((i) => el("tr", {},
+    el("td", {}, fmtTime(i.created_at)), el("td", { class: "mono" }, i.transaction_id ?? "—"),
+    el("td", { class: "num" }, `${i.amount} ${i.currency}`), el("td", {}, pill(i.status)))));
+  fill(document.querySelector("#customer-emails tbody"), page.emails.map((m) => el("tr", {},
+    el("td", {}, fmtTime(m.created_at)), el("td", {}, m.template), el("td", {}, pill(m.status)),
+    el("td", { class: "error" }, m.last_error ?? ""))));
+  document.getElementById("customer-suppressions").textContent = page.email_suppressions.length
+    ? `Suppressed: ${page.email_suppressions.map((x) => `${x.category} (${x.source})`).join(", ")}` : "";
+  const other = [
+    ...page.api_keys.map((k) => ["API key", `${k.name} · ${k.prefix}…`, k.active ? "active" : "inactive", k.created_at]),
+    ...page.team.map((t) => ["Team member", `${t.email} (${t.role})`, t.status, t.invited_at]),
+    ...page.reports.map((r) => ["Report", `${r.kind} ${r.period_start} → ${r.period_end}`, r.status, r.created_at])];
+  fill(document.querySelector("#customer-other tbody"), other.map(([what, name, status, at]) => el("tr", {},
+    el("td", {}, what), el("td", {}, name), el("td", {}, pill(status)), el("td", {}, fmtTime(at)))));
+  document.getElementById("customer-detail").hidden = false;
+}
+
+function compact(value) { return value === null || value === undefined ? "—" : JSON.stringify(value); }
+
+function renderAudit(data) {
+  const rows = (data.items || []).map((a) => el("tr", { "data-audit-id": String(a.id) },
+    el("td", {}, fmtTime(a.at)), el("td", { class: "name" }, `${a.actor} (${a.actor_role})`),
+    el("td", {}, a.action), el("td", {}, a.target ?? "—"), el("td", {}, pill(a.outcome)),
+    el("td", { class: "change" }, `${compact(a.before)} → ${compact(a.after)}`),
+    el("td", { title: a.request_id ?? "" }, a.request_id ? short(a.request_id) : "—")));
+  fill(document.querySelector("#audit tbody"), rows, "audit-empty");
+}
+
 function replayed(what, result) {
   const more = result.truncated ? " More remain: replay again." : "";
   const push = result.redis_reachable ? "" : " Redis did not answer: the outbox sweep will push the jobs.";
@@ -362,6 +419,7 @@ async function refresh() {
       api("GET", "/ops/workers"), api("GET", runsPath()), api("GET", STRIPE_EVENTS_PATH)]);
     renderQueues(queues); renderChart(stats); renderDead(dead); renderWorkers(workers); renderRuns(runs);
     renderStripe(stripe);
+    renderAudit(await api("GET", "/ops/audit?per_page=25"));
     if (state.schedules) {
       try { renderSchedules(await api("GET", "/ops/schedules")); }
       catch (e) { if (e.status === 404) { state.schedules = false; renderSchedules({}); } else throw e; }
@@ -418,6 +476,13 @@ async function act(button) {
       state.event = null;
       document.getElementById("event-detail").hidden = true;
       return;
+    } else if (action === "open-customer") {
+      renderCustomer(await api("GET", `/ops/customers/${encodeURIComponent(button.dataset.customerId)}`));
+      document.getElementById("customer-detail").scrollIntoView({ behavior: "smooth", block: "start" });
+      return;
+    } else if (action === "close-customer") {
+      document.getElementById("customer-detail").hidden = true;
+      return;
     } else if (action === "run-schedule") {
       await api("POST", `/ops/schedules/${encodeURIComponent(button.dataset.schedule)}/run`);
       flash(`Schedule ${button.dataset.schedule} triggered.`);
@@ -453,6 +518,12 @@ document.addEventListener("DOMContentLoaded", () => {
     const form = new FormData(event.target);
     state.search = { q: String(form.get("q") || "").trim(), status: String(form.get("status") || "") };
     refresh();
+  });
+  document.getElementById("customer-search").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const q = String(new FormData(event.target).get("q") || "").trim();
+    try { renderCustomers(await api("GET", `/ops/customers?q=${encodeURIComponent(q)}`)); }
+    catch (e) { flash(e.message, true); }
   });
   const match = /^#job=([0-9a-f-]{36})$/i.exec(window.location.hash);
   if (match) state.detail = match[1];
