@@ -35,6 +35,26 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::client(StatusCode::NOT_FOUND, "not_found", message)
     }
+
+    /// 400: the request itself is wrong (a parameter, a header, the body's shape).
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 403: the caller may not do this.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// 409: the request is valid, but the state it meets does not allow it (now).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 422: a well-formed request whose values cannot be accepted.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
 }
 
 /// What a 503 tells the client to wait before retrying.

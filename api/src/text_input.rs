@@ -66,7 +66,7 @@ pub async fn check(request: Request, next: Next) -> Response {
 }
 
 fn refuse(message: String) -> Response {
-    ApiError::client(StatusCode::BAD_REQUEST, "invalid_text", message).into_response()
+    ApiError::bad_request("invalid_text", message).into_response()
 }
 
 enum BodyKind {

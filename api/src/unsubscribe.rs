@@ -49,8 +49,7 @@ fn verify(state: &AppState, query: &TokenQuery) -> Result<(Uuid, Category), ApiE
         })?;
     let token = query.token.as_deref().unwrap_or_default();
     unsubscribe::verify(secret, token).map_err(|err| {
-        ApiError::client(
-            StatusCode::BAD_REQUEST,
+        ApiError::bad_request(
             "invalid_unsubscribe_token",
             format!("{err}; use the link from the e-mail as it is"),
         )

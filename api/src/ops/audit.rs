@@ -17,7 +17,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -128,8 +128,7 @@ fn instant(raw: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, ApiEr
     if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         return Ok(Some(date.and_time(chrono::NaiveTime::MIN).and_utc()));
     }
-    Err(ApiError::client(
-        StatusCode::BAD_REQUEST,
+    Err(ApiError::bad_request(
         "invalid_time",
         format!("{name} must be an RFC 3339 time (2026-12-01T00:00:00Z) or a date (2026-12-01)"),
     ))
@@ -140,8 +139,7 @@ fn text_filter(raw: Option<&str>, name: &str) -> Result<Option<String>, ApiError
     match raw.map(str::trim).filter(|r| !r.is_empty()) {
         None => Ok(None),
         Some(value) if value.chars().count() <= 100 => Ok(Some(value.to_owned())),
-        Some(_) => Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        Some(_) => Err(ApiError::bad_request(
             "invalid_filter",
             format!("{name} must be at most 100 characters"),
         )),
@@ -150,8 +148,7 @@ fn text_filter(raw: Option<&str>, name: &str) -> Result<Option<String>, ApiError
 
 fn ordered(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<(), ApiError> {
     match (from, to) {
-        (Some(from), Some(to)) if from >= to => Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        (Some(from), Some(to)) if from >= to => Err(ApiError::bad_request(
             "invalid_range",
             "from must be before to",
         )),
@@ -210,16 +207,14 @@ pub async fn export(
         instant(params.from.as_deref(), "from")?,
         instant(params.to.as_deref(), "to")?,
     ) else {
-        return Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "invalid_range",
             "an export needs from and to (RFC 3339 times or dates)",
         ));
     };
     ordered(Some(from), Some(to))?;
     if to - from > chrono::Duration::days(EXPORT_MAX_DAYS) {
-        return Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "invalid_range",
             format!("an export covers at most {EXPORT_MAX_DAYS} days"),
         ));

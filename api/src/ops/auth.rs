@@ -180,8 +180,7 @@ fn proxied_user(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> 
 }
 
 fn forbidden(actor: &Actor, method: &Method, route: &str, needed: OpsRole) -> Response {
-    ApiError::client(
-        StatusCode::FORBIDDEN,
+    ApiError::forbidden(
         "forbidden_role",
         format!(
             "{} is {} {}; {method} {route} needs {}",
@@ -237,8 +236,7 @@ pub async fn require(State(state): State<AppState>, mut request: Request, next: 
     let method = request.method().clone();
     let safe = matches!(method, Method::GET | Method::HEAD);
     if matches!(via, Credential::Cookie) && !safe && !request.headers().contains_key(CSRF_HEADER) {
-        return ApiError::client(
-            StatusCode::FORBIDDEN,
+        return ApiError::forbidden(
             "csrf_header_missing",
             format!("changes made with the session cookie need the {CSRF_HEADER} header"),
         )

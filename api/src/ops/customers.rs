@@ -49,8 +49,7 @@ struct Match {
 fn search_terms(raw: &str) -> Result<(Option<Uuid>, String, Option<String>), ApiError> {
     let q = raw.trim();
     if q.chars().count() < 3 || q.chars().count() > 255 {
-        return Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "invalid_search",
             "q must be 3–255 characters: an e-mail (or its start), a user id, a Stripe customer (cus_…), \
              subscription (sub_…) or invoice/charge id",
@@ -164,8 +163,7 @@ struct Invoice {
 
 fn user_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw.trim()).map_err(|_| {
-        ApiError::client(
-            StatusCode::BAD_REQUEST,
+        ApiError::bad_request(
             "invalid_user_id",
             "a customer is named by their user id (a UUID); search with GET /ops/customers?q=",
         )

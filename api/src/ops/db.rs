@@ -9,7 +9,6 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,8 +33,7 @@ fn long_running_secs(raw: Option<&str>) -> Result<f64, ApiError> {
     };
     match raw.parse::<u32>() {
         Ok(n) if (1..=86_400).contains(&n) => Ok(f64::from(n)),
-        _ => Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        _ => Err(ApiError::bad_request(
             "invalid_long_running_secs",
             "long_running_secs must be an integer from 1 to 86400",
         )),

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use mingus_common::jobs::{Envelope, catalog, outbox};
@@ -119,16 +118,13 @@ async fn not_claimable(state: &AppState, id: Uuid) -> ApiError {
             .await;
     match row {
         Err(err) => db_error(err),
-        Ok(Some((kind, None))) => ApiError::client(
-            StatusCode::CONFLICT,
+        Ok(Some((kind, None))) => ApiError::conflict(
             "unknown_kind",
             format!("no worker runs job kind {kind:?}; it cannot be retried"),
         ),
-        Ok(Some((_, Some(_)))) => ApiError::client(
-            StatusCode::CONFLICT,
-            "not_dead",
-            format!("job {id} was already retried"),
-        ),
+        Ok(Some((_, Some(_)))) => {
+            ApiError::conflict("not_dead", format!("job {id} was already retried"))
+        }
         Ok(None) => {
             let known: Result<bool, _> = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM job_runs WHERE job_id = $1)
@@ -139,11 +135,7 @@ async fn not_claimable(state: &AppState, id: Uuid) -> ApiError {
             .await;
             match known {
                 Err(err) => db_error(err),
-                Ok(true) => ApiError::client(
-                    StatusCode::CONFLICT,
-                    "not_dead",
-                    format!("job {id} is not dead"),
-                ),
+                Ok(true) => ApiError::conflict("not_dead", format!("job {id} is not dead")),
                 Ok(false) => ApiError::not_found(format!("no job {id}")),
             }
         }
@@ -282,11 +274,7 @@ pub async fn delete(
 
 /// The dead letter came back (the retried job died again) between the delete and the diagnosis.
 fn changed_meanwhile(id: Uuid) -> ApiError {
-    ApiError::client(
-        StatusCode::CONFLICT,
-        "not_dead",
-        format!("job {id} changed meanwhile; reload"),
-    )
+    ApiError::conflict("not_dead", format!("job {id} changed meanwhile; reload"))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -92,8 +91,7 @@ pub async fn search(
     }
     if let Some(raw) = non_empty(&params.status) {
         if !matches!(raw, "succeeded" | "retrying" | "dead") {
-            return Err(ApiError::client(
-                StatusCode::BAD_REQUEST,
+            return Err(ApiError::bad_request(
                 "invalid_status",
                 "status must be one of succeeded, retrying, dead",
             ));
@@ -105,8 +103,7 @@ pub async fn search(
     }
     if let Some(text) = non_empty(&params.q) {
         if text.chars().count() > 200 {
-            return Err(ApiError::client(
-                StatusCode::BAD_REQUEST,
+            return Err(ApiError::bad_request(
                 "invalid_query",
                 "q is at most 200 characters",
             ));

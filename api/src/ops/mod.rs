@@ -106,7 +106,7 @@ async fn no_store(mut response: Response) -> Response {
 fn queue_param(raw: &str) -> Result<Queue, ApiError> {
     raw.parse()
         .map_err(|err: mingus_common::queue::UnknownQueue| {
-            ApiError::client(StatusCode::BAD_REQUEST, "invalid_queue", err.to_string())
+            ApiError::bad_request("invalid_queue", err.to_string())
         })
 }
 
@@ -119,13 +119,8 @@ fn queue_path(raw: &str) -> Result<Queue, ApiError> {
 }
 
 fn job_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw.trim()).map_err(|_| {
-        ApiError::client(
-            StatusCode::BAD_REQUEST,
-            "invalid_job_id",
-            "job id must be a UUID",
-        )
-    })
+    Uuid::parse_str(raw.trim())
+        .map_err(|_| ApiError::bad_request("invalid_job_id", "job id must be a UUID"))
 }
 
 /// A kind filter: the catalog's kinds look like `area.name`; anything else cannot match and is refused.
@@ -138,8 +133,7 @@ fn kind_param(raw: &str) -> Result<String, ApiError> {
     if valid {
         Ok(raw.to_owned())
     } else {
-        Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        Err(ApiError::bad_request(
             "invalid_kind",
             "kind must be 1–100 characters of letters, digits, '.', '_', '-', ':'",
         ))
@@ -147,13 +141,9 @@ fn kind_param(raw: &str) -> Result<String, ApiError> {
 }
 
 fn query<T>(extracted: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    extracted.map(|Query(value)| value).map_err(|rejection| {
-        ApiError::client(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            rejection.body_text(),
-        )
-    })
+    extracted
+        .map(|Query(value)| value)
+        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
 }
 
 fn json<T>(extracted: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -175,8 +165,7 @@ fn pagination(page: Option<&str>, per_page: Option<&str>) -> Result<(i64, i64), 
         };
         match raw.parse::<i64>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::client(
-                StatusCode::BAD_REQUEST,
+            _ => Err(ApiError::bad_request(
                 "invalid_pagination",
                 format!("{name} must be an integer from 1 to {max}"),
             )),

@@ -66,8 +66,7 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
 }
 
 fn invalid_status(raw: &str) -> ApiError {
-    ApiError::client(
-        StatusCode::BAD_REQUEST,
+    ApiError::bad_request(
         "invalid_status",
         format!(
             "unknown status {raw:?}: one of {} (several may be given, comma-separated)",
@@ -100,8 +99,7 @@ fn type_param(raw: &str) -> Result<String, ApiError> {
     if valid {
         Ok(raw.to_owned())
     } else {
-        Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        Err(ApiError::bad_request(
             "invalid_type",
             "type must be a Stripe event type: 1–100 letters, digits, '.' and '_'",
         ))
@@ -127,8 +125,7 @@ fn event_id(raw: &str) -> Result<String, ApiError> {
     if valid {
         Ok(raw.to_owned())
     } else {
-        Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        Err(ApiError::bad_request(
             "invalid_event_id",
             "event id must be evt_ followed by letters, digits and '_' (or an unparseable:/reconcile: id)",
         ))
@@ -155,8 +152,7 @@ fn protected(id: &str, status: &str) -> ApiError {
     } else {
         "its livemode is not this deployment's Stripe mode, so it must not be applied"
     };
-    ApiError::client(
-        StatusCode::CONFLICT,
+    ApiError::conflict(
         "protected_status",
         format!(
             "event {id} is {status}: {why}; processing would refuse it again. Send {{\"force\": true}} to replay it anyway"
@@ -479,8 +475,7 @@ pub async fn replay_many(
         return Err(invalid_status(status));
     }
     if PROTECTED.contains(&status) && !request.force {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "protected_status",
             format!(
                 "{status} events are not replayed without {{\"force\": true}}: processing refuses them again \

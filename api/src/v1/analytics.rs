@@ -51,21 +51,15 @@ pub fn window(
     params: Result<Query<WindowParams>, QueryRejection>,
     today: NaiveDate,
 ) -> Result<Window, ApiError> {
-    let Query(params) = params.map_err(|rejection| {
-        ApiError::client(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            rejection.body_text(),
-        )
-    })?;
+    let Query(params) = params
+        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     let date = |raw: Option<String>, name: &str| -> Result<Option<NaiveDate>, ApiError> {
         raw.map(|raw| {
             NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
                 .ok()
                 .filter(|_| raw.len() == 10)
                 .ok_or_else(|| {
-                    ApiError::client(
-                        StatusCode::BAD_REQUEST,
+                    ApiError::bad_request(
                         "invalid_query",
                         format!("{name} must be a date written YYYY-MM-DD"),
                     )
@@ -77,15 +71,13 @@ pub fn window(
     let from = date(params.from, "from")?
         .unwrap_or_else(|| to.checked_sub_days(Days::new(BASIC_DAYS - 1)).unwrap_or(to));
     if from > to {
-        return Err(ApiError::client(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(ApiError::unprocessable(
             "period_inverted",
             "from must not be after to",
         ));
     }
     if (to - from).num_days() + 1 > MAX_DAYS {
-        return Err(ApiError::client(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(ApiError::unprocessable(
             "period_too_long",
             format!("a request covers at most {MAX_DAYS} days"),
         ));

@@ -67,7 +67,7 @@ const COLUMNS: &str = "id, key_name, key_prefix, permissions, rate_limit_per_hou
                        last_used_at, expires_at, is_active";
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    ApiError::unprocessable(code, message)
 }
 
 /// The validated request: what will be stored.
@@ -197,8 +197,7 @@ pub async fn create(
     .map_err(super::db_error)?;
     tx.commit().await.map_err(super::db_error)?;
     let Some(created) = created else {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "api_key_limit_reached",
             format!("at most {MAX_ACTIVE_KEYS} active keys; revoke one first"),
         ));

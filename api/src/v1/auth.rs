@@ -77,8 +77,7 @@ impl Principal {
         match &self.via {
             Via::Jwt { .. } => Ok(()),
             Via::ApiKey { scopes, .. } if scopes.contains(&scope) => Ok(()),
-            Via::ApiKey { .. } => Err(ApiError::client(
-                StatusCode::FORBIDDEN,
+            Via::ApiKey { .. } => Err(ApiError::forbidden(
                 "insufficient_scope",
                 format!("this API key lacks the {scope} scope"),
             )),
@@ -91,8 +90,7 @@ impl Principal {
         match self.acting_for {
             None => Ok(self.user_id),
             Some(membership) if membership.role >= needed => Ok(membership.owner_id),
-            Some(membership) => Err(ApiError::client(
-                StatusCode::FORBIDDEN,
+            Some(membership) => Err(ApiError::forbidden(
                 "team_role_insufficient",
                 format!(
                     "this needs the {needed:?} role on the team; the caller is {:?}",
@@ -107,8 +105,7 @@ impl Principal {
     pub fn require_user_session(&self) -> Result<(), ApiError> {
         match self.via {
             Via::Jwt { .. } => Ok(()),
-            Via::ApiKey { .. } => Err(ApiError::client(
-                StatusCode::FORBIDDEN,
+            Via::ApiKey { .. } => Err(ApiError::forbidden(
                 "user_session_required",
                 "this action needs a user token, not an API key",
             )),

@@ -54,12 +54,6 @@ where
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| Self(value))
-            .map_err(|rejection| {
-                ApiError::client(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_path",
-                    rejection.body_text(),
-                )
-            })
+            .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))
     }
 }

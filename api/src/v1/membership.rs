@@ -18,7 +18,7 @@
 //! The membership is read on every call (one indexed look-up): a removed member or a changed role takes
 //! effect with the next request.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -31,8 +31,7 @@ use crate::state::AppState;
 pub const ACCOUNT_HEADER: &str = "mingus-account";
 
 fn invalid_header() -> ApiError {
-    ApiError::client(
-        StatusCode::BAD_REQUEST,
+    ApiError::bad_request(
         "invalid_account_header",
         "Mingus-Account must be one user id (a UUID)",
     )
@@ -90,8 +89,7 @@ async fn resolve(
     .await
     .map_err(super::db_error)?;
     let role = role.as_deref().and_then(TeamRole::parse).ok_or_else(|| {
-        ApiError::client(
-            StatusCode::FORBIDDEN,
+        ApiError::forbidden(
             "team_membership_required",
             "you are not an active member of that account's team",
         )

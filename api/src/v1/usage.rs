@@ -89,8 +89,7 @@ pub async fn consume(
     let metric = match metrics::describe(&metric) {
         Some((name, Kind::PerPeriod, _)) => name,
         Some(_) => {
-            return Err(ApiError::client(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(ApiError::unprocessable(
                 "metric_not_consumable",
                 format!(
                     "{metric} is a cap or a rate, enforced where its rows or calls are made; only *_per_month metrics are consumed here"
@@ -100,16 +99,13 @@ pub async fn consume(
         None => return Err(unknown_metric(&metric)),
     };
     if !(1..=MAX_AMOUNT).contains(&body.amount) {
-        return Err(ApiError::client(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(ApiError::unprocessable(
             "invalid_amount",
             format!("amount must be an integer from 1 to {MAX_AMOUNT}"),
         ));
     }
     let key = super::reports::create::idempotency_key(&headers)?.ok_or_else(|| {
-        ApiError::client(
-            StatusCode::BAD_REQUEST,
-            "idempotency_key_required",
+        ApiError::bad_request("idempotency_key_required",
             "send an Idempotency-Key (1–255 printable ASCII characters) naming this use, so a retry never counts twice",
         )
     })?;

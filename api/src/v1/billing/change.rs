@@ -51,9 +51,7 @@ pub async fn change(
     let request = RequestKey::from_headers(&headers)?;
     let wanted = plan::wanted(&state, &body)?;
     let Some(current) = plan::current(&state.db, owner).await? else {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
-            "no_active_subscription",
+        return Err(ApiError::conflict("no_active_subscription",
             "this account has no active Stripe subscription; start one with POST /v1/billing/checkout",
         )
         .into());
@@ -158,8 +156,7 @@ impl Change<'_> {
     /// The plan the subscription has: releases a scheduled downgrade, or refuses (`same_plan`).
     async fn keep(&self) -> Result<Response, BillingError> {
         let Some(schedule) = &self.live.schedule else {
-            return Err(ApiError::client(
-                StatusCode::CONFLICT,
+            return Err(ApiError::conflict(
                 "same_plan",
                 format!(
                     "the subscription is already on the {} {} plan and no change is scheduled",

@@ -17,7 +17,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
 use mingus_common::stripe_api::billing::BillingApi;
@@ -56,9 +56,7 @@ pub async fn checkout(
     let wanted = plan::wanted(&state, &body)?;
     let account = account(&state, owner).await?;
     if account.subscribed {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
-            "subscription_exists",
+        return Err(ApiError::conflict("subscription_exists",
             "this account already has an active subscription; change it with POST /v1/billing/change",
         )
         .into());

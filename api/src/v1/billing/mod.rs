@@ -92,8 +92,7 @@ pub async fn portal(
             .await
             .map_err(db_error)?;
     let Some(customer) = customer.flatten() else {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "no_billing_account",
             "this account has no Stripe customer yet; start a plan first",
         )
@@ -146,8 +145,7 @@ async fn set_cancel(
     .await
     .map_err(db_error)?;
     let Some(subscription) = subscription else {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "no_active_subscription",
             "this account has no active Stripe subscription",
         )
@@ -173,8 +171,7 @@ async fn set_cancel(
 fn owner_only(principal: &Principal) -> Result<Uuid, ApiError> {
     principal.require_user_session()?;
     if principal.acting_for.is_some() {
-        return Err(ApiError::client(
-            StatusCode::FORBIDDEN,
+        return Err(ApiError::forbidden(
             "account_owner_required",
             "only the account owner changes its plan",
         ));
@@ -233,8 +230,7 @@ fn call_error(err: CallError) -> BillingError {
             ),
         )
         .into(),
-        CallError::Refused { message, .. } => ApiError::client(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        CallError::Refused { message, .. } => ApiError::unprocessable(
             "billing_request_refused",
             format!("Stripe refused the request: {message}"),
         )

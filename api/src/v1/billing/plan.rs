@@ -1,7 +1,6 @@
 //! The plan a checkout or a change asks for (`{tier, cycle}`), checked against the configuration, and
 //! the Stripe subscription that grants access now.
 
-use axum::http::StatusCode;
 use mingus_common::billing::{BillingCycle, Tier};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -59,8 +58,7 @@ pub(super) fn wanted(state: &AppState, request: &PlanRequest) -> Result<Wanted, 
         .stripe
         .price_of(tier, cycle)
         .ok_or_else(|| {
-            ApiError::client(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::unprocessable(
                 "plan_not_available",
                 format!(
                     "the {tier} {} plan is not offered on this server (no price configured)",
@@ -73,7 +71,7 @@ pub(super) fn wanted(state: &AppState, request: &PlanRequest) -> Result<Wanted, 
 }
 
 fn invalid(message: String) -> ApiError {
-    ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plan", message)
+    ApiError::unprocessable("invalid_plan", message)
 }
 
 /// The Stripe subscription that grants access now (the one the user sees), and its plan.

@@ -65,13 +65,9 @@ pub async fn create(
     let caller = principal.user_id;
     let key = idempotency_key(&headers)?;
     let now = Utc::now();
-    let spec = body.validate(now.date_naive()).map_err(|err| {
-        ApiError::client(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            err.code(),
-            err.to_string(),
-        )
-    })?;
+    let spec = body
+        .validate(now.date_naive())
+        .map_err(|err| ApiError::unprocessable(err.code(), err.to_string()))?;
     if let Some(key) = key.as_deref()
         && let Some(existing) = find_existing(&state, owner, key).await?
     {
@@ -165,8 +161,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
         })
         .map(str::to_owned);
     valid.map(Some).ok_or_else(|| {
-        ApiError::client(
-            StatusCode::BAD_REQUEST,
+        ApiError::bad_request(
             "invalid_idempotency_key",
             format!("Idempotency-Key must be 1–{MAX_KEY_LEN} printable ASCII characters"),
         )

@@ -127,17 +127,11 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::ReportsRead)?;
     let owner = principal.account(TeamRole::Viewer)?;
-    let Query(params) = params.map_err(|rejection| {
-        ApiError::client(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            rejection.body_text(),
-        )
-    })?;
+    let Query(params) = params
+        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "invalid_query",
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));

@@ -43,8 +43,7 @@ pub async fn get(
 ) -> Result<Json<Value>, TeamError> {
     principal.require_user_session()?;
     if principal.acting_for.is_some() {
-        return Err(ApiError::client(
-            StatusCode::FORBIDDEN,
+        return Err(ApiError::forbidden(
             "team_owner_required",
             "only the team's owner reads its members' analytics",
         )

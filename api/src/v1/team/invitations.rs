@@ -182,8 +182,7 @@ async fn answer(
     .map_err(|err| match err {
         // Only an accept sets the member's account: it is already on the team under another address.
         sqlx::Error::Database(err) if err.constraint() == Some("idx_team_members_owner_member") => {
-            ApiError::client(
-                StatusCode::CONFLICT,
+            ApiError::conflict(
                 "already_a_member",
                 "your account is already a member of this team",
             )
@@ -255,14 +254,12 @@ async fn refusal(state: &AppState, hash: &str, user: Uuid) -> Result<ApiError, A
             "this invitation has expired; ask for a new one",
         )
     } else if owner == user {
-        ApiError::client(
-            StatusCode::FORBIDDEN,
+        ApiError::forbidden(
             "cannot_accept_own_invitation",
             "the team owner cannot join their own team",
         )
     } else if !email_matches {
-        ApiError::client(
-            StatusCode::FORBIDDEN,
+        ApiError::forbidden(
             "invitation_email_mismatch",
             "this invitation was sent to another e-mail address; sign in with that account",
         )

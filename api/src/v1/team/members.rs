@@ -139,8 +139,7 @@ pub async fn invite(
         .await
         .map_err(db_error)?;
     if owner_email.is_some_and(|e| e.eq_ignore_ascii_case(&invitee.email)) {
-        return Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "cannot_invite_self",
             "the account owner is always on the team; invite someone else",
         )
@@ -155,8 +154,7 @@ pub async fn invite(
     .await
     .map_err(db_error)?;
     if let Some(limit) = plan.limit.filter(|limit| members >= *limit) {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "team_member_limit_reached",
             format!("the plan allows {limit} members (active and pending); remove one first"),
         )
@@ -193,8 +191,7 @@ pub async fn invite(
         invitations_sent,
     }) = created
     else {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "team_member_exists",
             "this address is already on the team (pending or active)",
         )
@@ -321,8 +318,7 @@ pub async fn resend(
         .await
         .map_err(db_error)?;
         return Err(if exists {
-            ApiError::client(
-                StatusCode::CONFLICT,
+            ApiError::conflict(
                 "invitation_not_pending",
                 "this member has already accepted or declined; there is nothing to resend",
             )

@@ -148,7 +148,7 @@ pub async fn require_team_plan(
 }
 
 fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    ApiError::unprocessable(code, message)
 }
 
 /// A role named in a request body → 422 `invalid_role` when unknown.
