@@ -168,7 +168,7 @@ pub async fn list(
     ordered(from, to)?;
     let actor = text_filter(params.actor.as_deref(), "actor")?;
     let action = text_filter(params.action.as_deref(), "action")?;
-    let mut items: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let items: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM ops_audit_log
          WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::timestamptz IS NULL OR at < $2)
            AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR action = $4)
@@ -183,11 +183,7 @@ pub async fn list(
     .fetch_all(&state.db)
     .await
     .map_err(db_error)?;
-    let has_more = items.len() as i64 > per_page;
-    items.truncate(per_page as usize);
-    Ok(Json(
-        json!({ "items": items, "page": page, "per_page": per_page, "has_more": has_more }),
-    ))
+    Ok(Json(super::paged(items, page, per_page)))
 }
 
 #[derive(Debug, Deserialize)]

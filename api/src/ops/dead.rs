@@ -73,7 +73,7 @@ pub async fn list(
     let params = query(params)?;
     let (page, per_page) = pagination(params.page.as_deref(), params.per_page.as_deref())?;
     let (queue, kind) = filters(params.queue.as_deref(), params.kind.as_deref())?;
-    let mut items: Vec<DeadItem> = sqlx::query_as(
+    let items: Vec<DeadItem> = sqlx::query_as(
         "SELECT job_id, queue, kind, attempts, max_attempts, generation, last_error, enqueued_at, died_at,
                 args->>'summary' AS summary
          FROM job_dead_letters
@@ -87,11 +87,7 @@ pub async fn list(
     .fetch_all(&state.db)
     .await
     .map_err(db_error)?;
-    let has_more = items.len() as i64 > per_page;
-    items.truncate(per_page as usize);
-    Ok(Json(
-        json!({ "items": items, "page": page, "per_page": per_page, "has_more": has_more }),
-    ))
+    Ok(Json(super::paged(items, page, per_page)))
 }
 
 fn known_kinds() -> Vec<&'static str> {

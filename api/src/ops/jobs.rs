@@ -119,19 +119,12 @@ pub async fn search(
         .push_bind(per_page + 1)
         .push(" OFFSET ")
         .push_bind((page - 1) * per_page);
-    let mut items: Vec<RunRow> = sql
+    let items: Vec<RunRow> = sql
         .build_query_as()
         .fetch_all(&state.db)
         .await
         .map_err(db_error)?;
-    let has_more = items.len() as i64 > per_page;
-    items.truncate(per_page as usize);
-    Ok(Json(json!({
-        "items": items,
-        "page": page,
-        "per_page": per_page,
-        "has_more": has_more,
-    })))
+    Ok(Json(super::paged(items, page, per_page)))
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -177,6 +177,13 @@ fn pagination(page: Option<&str>, per_page: Option<&str>) -> Result<(i64, i64), 
     Ok((page, per_page))
 }
 
+/// One page of a list fetched with `LIMIT per_page + 1`: the extra row, if any, only says there is more.
+fn paged<T: serde::Serialize>(mut items: Vec<T>, page: i64, per_page: i64) -> serde_json::Value {
+    let has_more = items.len() as i64 > per_page;
+    items.truncate(per_page as usize);
+    serde_json::json!({ "items": items, "page": page, "per_page": per_page, "has_more": has_more })
+}
+
 /// A database error: 503 when the database is unreachable or saturated, else an opaque 500.
 fn db_error(err: sqlx::Error) -> ApiError {
     match err {

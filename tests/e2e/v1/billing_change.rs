@@ -217,13 +217,7 @@ async fn keeping_the_current_plan_cancels_a_scheduled_downgrade() {
     let Billing { app, stripe, owner } = &billing;
     on_professional(&billing).await;
     let token = user_token(app, *owner);
-    let downgraded = post_plan(app, CHANGE, &token, "essentials", "monthly").await;
-    assert_eq!(
-        downgraded.status,
-        StatusCode::ACCEPTED,
-        "{}",
-        downgraded.body
-    );
+    scheduled_downgrade(app, &token).await;
     assert_eq!(pending(app, &token).await.len(), 1);
     let schedule = stripe.subscription(SUBSCRIPTION).unwrap()["schedule"].clone();
     assert_eq!(
@@ -280,6 +274,18 @@ async fn on_professional(billing: &Billing) {
     .unwrap();
 }
 
+/// Downgrades to Essentials monthly (a schedule at Stripe) and checks it was accepted.
+async fn scheduled_downgrade(app: &mingus_tests::TestApp, token: &str) -> super::Answer {
+    let downgraded = post_plan(app, CHANGE, token, "essentials", "monthly").await;
+    assert_eq!(
+        downgraded.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        downgraded.body
+    );
+    downgraded
+}
+
 #[tokio::test]
 async fn a_trialing_subscriptions_downgrade_keeps_the_trial_in_its_first_phase() {
     let billing = billing().await;
@@ -291,13 +297,7 @@ async fn a_trialing_subscriptions_downgrade_keeps_the_trial_in_its_first_phase()
         sub["trial_end"] = json!(trial_end);
     }));
     let token = user_token(app, *owner);
-    let downgraded = post_plan(app, CHANGE, &token, "essentials", "monthly").await;
-    assert_eq!(
-        downgraded.status,
-        StatusCode::ACCEPTED,
-        "{}",
-        downgraded.body
-    );
+    scheduled_downgrade(app, &token).await;
     let writes = stripe.writes();
     assert_eq!(writes.len(), 2, "schedule created, its phases set");
     assert_eq!(
@@ -325,13 +325,7 @@ async fn a_declined_upgrade_after_releasing_a_downgrade_leaves_the_plan_and_noth
     let Billing { app, stripe, owner } = &billing;
     on_professional(&billing).await;
     let token = user_token(app, *owner);
-    let downgraded = post_plan(app, CHANGE, &token, "essentials", "monthly").await;
-    assert_eq!(
-        downgraded.status,
-        StatusCode::ACCEPTED,
-        "{}",
-        downgraded.body
-    );
+    scheduled_downgrade(app, &token).await;
 
     // The release goes through, the upgrade's proration invoice is declined.
     stripe.script_acting();
