@@ -1,11 +1,14 @@
 //! `GET /ops`: the dashboard, rendered on the server with the current queue figures, then kept live by a
 //! small script (`assets/ops.js`) that polls the JSON routes every two seconds. No build step: the
-//! assets are compiled into the binary.
+//! assets are compiled into the binary. The pages are minijinja templates (the engine the e-mails use)
+//! with HTML auto-escaping, so no value reaches the page unescaped and no escaping is written by hand.
 
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use minijinja::Environment;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::actor::Actor;
@@ -21,19 +24,32 @@ const STYLE: &str = include_str!("assets/ops.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+/// The two pages, parsed once. Names ending in `.html` are auto-escaped.
+static PAGES: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(|| {
+    let mut pages = Environment::new();
+    pages
+        .add_template("dashboard.html", DASHBOARD)
+        .expect("the dashboard template parses");
+    pages
+        .add_template("login.html", LOGIN)
+        .expect("the login template parses");
+    pages
+});
+
+/// Renders one of [`PAGES`].
+fn render(name: &str, context: impl Serialize) -> Result<String, minijinja::Error> {
+    PAGES
+        .get_template(name)
+        .and_then(|template| template.render(context))
+}
+
+/// One of [`PAGES`] as the answer; a failure (a bug in a template) is an opaque 500.
+fn respond(status: StatusCode, name: &str, context: impl Serialize) -> Response {
+    match render(name, context) {
+        Ok(body) => html(status, body),
+        Err(err) => crate::error::ApiError::Internal(anyhow::anyhow!("rendering {name}: {err:#}"))
+            .into_response(),
     }
-    out
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -52,19 +68,20 @@ fn html(status: StatusCode, body: String) -> Response {
 }
 
 pub fn login_page(status: StatusCode, message: Option<&str>) -> Response {
-    let message = message
-        .map(|m| format!(r#"<p class="error" role="alert">{}</p>"#, escape(m)))
-        .unwrap_or_default();
-    html(status, LOGIN.replace("{{message}}", &message))
+    respond(
+        status,
+        "login.html",
+        minijinja::context! { message => message, disabled => false },
+    )
 }
 
 pub fn disabled_page() -> Response {
-    let message = r#"<p class="error" role="alert">The operator dashboard is disabled: MINGUS_ADMIN_TOKEN is not configured on this server.</p>"#;
-    html(
+    let message =
+        "The operator dashboard is disabled: MINGUS_ADMIN_TOKEN is not configured on this server.";
+    respond(
         StatusCode::SERVICE_UNAVAILABLE,
-        LOGIN
-            .replace("{{message}}", message)
-            .replace(r#"<form"#, r#"<form hidden"#),
+        "login.html",
+        minijinja::context! { message => message, disabled => true },
     )
 }
 
@@ -91,16 +108,55 @@ fn age(seconds: Option<f64>) -> String {
     }
 }
 
+/// One queue's row, its figures formatted as the script formats them.
+#[derive(Debug, Serialize)]
+struct QueueRow {
+    name: String,
+    paused: bool,
+    waiting: String,
+    delayed: String,
+    in_flight: String,
+    dead: String,
+    has_dead: bool,
+    oldest: String,
+    per_minute: String,
+    failure_rate: String,
+    workers: String,
+}
+
+/// The overview cards.
+#[derive(Debug, Serialize)]
+struct Overview {
+    waiting: String,
+    delayed: String,
+    in_flight: String,
+    dead: String,
+    per_minute: String,
+    failure_rate: String,
+}
+
+impl Overview {
+    fn unavailable() -> Self {
+        let dash = || "—".to_owned();
+        Overview {
+            waiting: dash(),
+            delayed: dash(),
+            in_flight: dash(),
+            dead: dash(),
+            per_minute: dash(),
+            failure_rate: dash(),
+        }
+    }
+}
+
 /// The queue rows and overview figures as of now, so the page is useful before the script runs.
-fn render_queues(data: &Value) -> (String, [String; 6]) {
+fn render_queues(data: &Value) -> (Vec<QueueRow>, Overview) {
     let empty = Vec::new();
     let queues = data["queues"].as_array().unwrap_or(&empty);
-    let mut rows = String::new();
     let mut totals = [0.0f64; 4];
     let (mut per_minute, mut processed, mut failed) = (0.0, 0.0, 0.0);
+    let mut rows = Vec::with_capacity(queues.len());
     for q in queues {
-        let name = escape(q["queue"].as_str().unwrap_or(""));
-        let paused = q["paused"].as_bool().unwrap_or(false);
         for (total, key) in totals
             .iter_mut()
             .zip(["waiting", "delayed", "in_flight", "dead"])
@@ -110,92 +166,64 @@ fn render_queues(data: &Value) -> (String, [String; 6]) {
         per_minute += number(&q["last_5m"]["per_minute"]);
         processed += number(&q["last_5m"]["processed"]);
         failed += number(&q["last_5m"]["failed"]);
-        let (pill, action, label) = if paused {
-            (
-                r#"<span class="pill paused">paused</span>"#,
-                "resume",
-                "Resume",
-            )
-        } else {
-            (
-                r#"<span class="pill running">running</span>"#,
-                "pause",
-                "Pause",
-            )
-        };
-        rows.push_str(&format!(
-            r#"<tr data-queue="{name}"><td class="name">{name}</td><td>{pill}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num{}">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{:.1}%</td><td class="num">{}</td><td><button type="button" class="small" data-action="{action}" data-queue="{name}">{label}</button></td></tr>"#,
-            number(&q["waiting"]),
-            number(&q["delayed"]),
-            number(&q["in_flight"]),
-            if number(&q["dead"]) > 0.0 { " bad" } else { "" },
-            number(&q["dead"]),
-            age(q["oldest_waiting_age_secs"].as_f64()),
-            number(&q["last_5m"]["per_minute"]),
-            number(&q["last_5m"]["failure_rate"]) * 100.0,
-            number(&q["workers"]),
-        ));
+        rows.push(QueueRow {
+            name: q["queue"].as_str().unwrap_or("").to_owned(),
+            paused: q["paused"].as_bool().unwrap_or(false),
+            waiting: number(&q["waiting"]).to_string(),
+            delayed: number(&q["delayed"]).to_string(),
+            in_flight: number(&q["in_flight"]).to_string(),
+            dead: number(&q["dead"]).to_string(),
+            has_dead: number(&q["dead"]) > 0.0,
+            oldest: age(q["oldest_waiting_age_secs"].as_f64()),
+            per_minute: number(&q["last_5m"]["per_minute"]).to_string(),
+            failure_rate: format!("{:.1}%", number(&q["last_5m"]["failure_rate"]) * 100.0),
+            workers: number(&q["workers"]).to_string(),
+        });
     }
     let rate = if processed > 0.0 {
         failed / processed * 100.0
     } else {
         0.0
     };
-    let overview = [
-        format!("{}", totals[0]),
-        format!("{}", totals[1]),
-        format!("{}", totals[2]),
-        format!("{}", totals[3]),
-        format!("{per_minute:.1}"),
-        format!("{rate:.1}%"),
-    ];
+    let overview = Overview {
+        waiting: totals[0].to_string(),
+        delayed: totals[1].to_string(),
+        in_flight: totals[2].to_string(),
+        dead: totals[3].to_string(),
+        per_minute: format!("{per_minute:.1}"),
+        failure_rate: format!("{rate:.1}%"),
+    };
     (rows, overview)
 }
 
 /// `GET /ops` (signed in). The page names the operator and carries their role, which the stylesheet
 /// uses to hide the buttons of actions the role may not take (the server refuses them anyway).
 pub async fn page(State(state): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
-    let (rows, overview, notice) = match queues::list(State(state.clone())).await {
+    let (queues, overview, unavailable) = match queues::list(State(state.clone())).await {
         Ok(axum::Json(data)) => {
             let (rows, overview) = render_queues(&data);
-            (rows, overview, String::new())
+            (rows, overview, false)
         }
         Err(err) => {
             tracing::warn!(error = %err, "dashboard rendered without queue figures");
-            (
-                String::new(),
-                std::array::from_fn(|_| "—".to_owned()),
-                r#"<p class="notice bad">Queue figures are unavailable right now (Redis or PostgreSQL did not answer); retrying…</p>"#.to_owned(),
-            )
+            (Vec::new(), Overview::unavailable(), true)
         }
     };
-    let mut body = DASHBOARD
-        .replace("{{queue_rows}}", &rows)
-        .replace("{{notice}}", &notice)
-        .replace("{{operator}}", &escape(&actor.name))
-        .replace("{{role}}", actor.role.name())
-        .replace(
-            "{{environment}}",
-            if state.config.environment == mingus_common::config::Environment::Production {
-                "production"
-            } else {
-                "development"
-            },
-        );
-    for (key, value) in [
-        "waiting",
-        "delayed",
-        "in_flight",
-        "dead",
-        "per_minute",
-        "failure_rate",
-    ]
-    .iter()
-    .zip(overview)
+    let environment = if state.config.environment == mingus_common::config::Environment::Production
     {
-        body = body.replace(&format!("{{{{{key}}}}}"), &escape(&value));
-    }
-    html(StatusCode::OK, body)
+        "production"
+    } else {
+        "development"
+    };
+    let context = minijinja::context! {
+        queues => queues,
+        overview => overview,
+        unavailable => unavailable,
+        operator => actor.name,
+        role => actor.role.name(),
+        environment => environment,
+    };
+    respond(StatusCode::OK, "dashboard.html", context)
 }
 
 #[cfg(test)]
@@ -204,10 +232,48 @@ mod tests {
 
     #[test]
     fn text_is_escaped_before_it_reaches_the_page() {
-        assert_eq!(
-            escape(r#"<b a="1">'&'</b>"#),
-            "&lt;b a=&quot;1&quot;&gt;&#39;&amp;&#39;&lt;/b&gt;"
+        let hostile = r#"<b a="1">'&'</b>"#;
+        let page = render(
+            "login.html",
+            minijinja::context! { message => hostile, disabled => false },
+        )
+        .unwrap();
+        assert!(
+            page.contains("&lt;b a=&quot;1&quot;&gt;&#x27;&amp;&#x27;&lt;&#x2f;b&gt;"),
+            "{page}"
         );
+        assert!(!page.contains(hostile));
+        let row = QueueRow {
+            name: hostile.to_owned(),
+            ..row("x")
+        };
+        let page = dashboard(vec![row]);
+        assert!(!page.contains(hostile), "a queue name is escaped too");
+    }
+
+    fn row(name: &str) -> QueueRow {
+        QueueRow {
+            name: name.to_owned(),
+            paused: false,
+            waiting: "0".into(),
+            delayed: "0".into(),
+            in_flight: "0".into(),
+            dead: "0".into(),
+            has_dead: false,
+            oldest: "—".into(),
+            per_minute: "0".into(),
+            failure_rate: "0.0%".into(),
+            workers: "0".into(),
+        }
+    }
+
+    fn dashboard(queues: Vec<QueueRow>) -> String {
+        render(
+            "dashboard.html",
+            minijinja::context! { queues => queues, overview => Overview::unavailable(),
+            unavailable => false, operator => "op", role => "admin", environment => "development" },
+        )
+        .unwrap()
     }
 
     #[test]
@@ -216,9 +282,16 @@ mod tests {
             "in_flight": 0, "dead": 3, "oldest_waiting_age_secs": 90.0, "workers": 1,
             "last_5m": {"per_minute": 1.5, "processed": 4, "failed": 1, "failure_rate": 0.25}}]});
         let (rows, overview) = render_queues(&data);
-        assert!(rows.contains(r#"data-action="resume""#), "{rows}");
-        assert!(rows.contains("2 min"), "{rows}");
-        assert_eq!(overview[3], "3");
-        assert_eq!(overview[5], "25.0%");
+        let page = dashboard(rows);
+        assert!(
+            page.contains(r#"data-action="resume" data-queue="bench""#),
+            "{page}"
+        );
+        assert!(page.contains(r#"<td class="num bad">3</td>"#), "{page}");
+        assert!(page.contains("2 min"), "{page}");
+        assert!(page.contains(r#"<td class="num">25.0%</td>"#), "{page}");
+        assert_eq!(overview.dead, "3");
+        assert_eq!(overview.failure_rate, "25.0%");
+        assert!(!dashboard(Vec::new()).contains("unavailable right now"));
     }
 }
