@@ -1,5 +1,7 @@
-//! The report page: one self-contained HTML file (inline SVG, no script or font from anywhere: the
-//! network may be closed), with the verdicts, the endpoint table and the charts over time.
+//! The report page: one self-contained HTML file (inline SVG and CSS, nothing fetched: the network may
+//! be closed), with the verdicts, the endpoint table and the charts over time. A few lines of inline
+//! script count the charts the browser actually laid out (a series with a non-empty box) into
+//! `body[data-charts-drawn]`, so a headless browser can tell a drawn page from a broken one.
 
 use std::fmt::Write;
 
@@ -204,6 +206,10 @@ pub fn render(summary: &Summary) -> String {
 <h2>Charts</h2>{charts}
 <h2>Endpoints</h2>{endpoints}
 <h2>Database statements</h2><p><code>{database}</code></p>
+<script>
+document.body.dataset.chartsDrawn = [...document.querySelectorAll('svg.chart')].filter(chart =>
+  [...chart.querySelectorAll('.series')].some(s => {{ const b = s.getBBox(); return b.width > 0 || b.height > 0; }})).length;
+</script>
 </body></html>
 "#,
         users = summary.users,

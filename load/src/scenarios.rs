@@ -19,6 +19,7 @@ use crate::timeline;
 pub struct Shared {
     pub population: Population,
     pub secrets: Secrets,
+    pub pace: f64,
     pub stripe: StripeStream,
     next_user: AtomicUsize,
     pub reports_requested: AtomicUsize,
@@ -27,11 +28,12 @@ pub struct Shared {
 
 static SHARED: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
 
-pub fn install(population: Population, secrets: Secrets) -> Arc<Shared> {
+pub fn install(population: Population, secrets: Secrets, pace: f64) -> Arc<Shared> {
     let stripe = StripeStream::new(&population, &secrets.webhook);
     let shared = Arc::new(Shared {
         population,
         secrets,
+        pace,
         stripe,
         next_user: AtomicUsize::new(0),
         reports_requested: AtomicUsize::new(0),
@@ -86,25 +88,21 @@ pub fn all(allocation: &Allocation, users: usize, pace: f64) -> Result<Vec<Scena
             .set_weight(allocation.browsers)?
             .set_wait_time(user_wait.0, user_wait.1)?
             .register_transaction(transaction!(sign_in_browser).set_on_start())
-            .register_transaction(transaction!(list_features).set_name("features"))
-            .register_transaction(transaction!(one_feature).set_name("feature"))
-            .register_transaction(transaction!(read_usage).set_name("usage"))
-            .register_transaction(transaction!(read_analytics).set_name("analytics")),
+            .register_transaction(transaction!(browse).set_name("browse")),
         scenario!("executive")
             .set_weight(allocation.executives)?
             .set_wait_time(user_wait.0, user_wait.1)?
             .register_transaction(transaction!(sign_in_with_api_key).set_on_start())
-            .register_transaction(transaction!(list_features).set_name("features"))
-            .register_transaction(transaction!(team_members).set_name("team members"))
-            .register_transaction(transaction!(list_reports).set_name("reports list"))
-            .register_transaction(transaction!(team_analytics).set_name("team analytics")),
+            .register_transaction(transaction!(executive_call).set_name("executive call")),
         scenario!("reporter")
             .set_weight(allocation.reporters)?
             .set_wait_time(user_wait.0 * 5, user_wait.1 * 5)?
+            .register_transaction(transaction!(arrive_for_reports).set_on_start())
             .register_transaction(transaction!(report_session).set_name("report session")),
         scenario!("checkin")
             .set_weight(allocation.checkins)?
             .set_wait_time(user_wait.0, user_wait.1)?
+            .register_transaction(transaction!(arrive).set_on_start())
             .register_transaction(transaction!(check_in).set_name("check-in")),
         scenario!("operator")
             .set_weight(allocation.operators)?
@@ -163,6 +161,44 @@ async fn get(
         b.header("authorization", auth)
     })
     .await
+}
+
+/// Users arrive spread over one mean wait, not all at once: without it every user's first call lands in
+/// the seconds the users are started, and at the seed's pace (a call every ~5 minutes) a short run would
+/// measure that burst and then near silence.
+async fn arrive(_user: &mut GooseUser) -> TransactionResult {
+    stagger(1.0).await
+}
+
+/// Report sessions are five calls, so their users wait five times as long between sessions.
+async fn arrive_for_reports(_user: &mut GooseUser) -> TransactionResult {
+    stagger(5.0).await
+}
+
+async fn stagger(calls_per_iteration: f64) -> TransactionResult {
+    let mean = calls_per_iteration * rates::seconds_per_call() / shared().pace;
+    tokio::time::sleep(Duration::from_secs_f64(rand::random::<f64>() * mean)).await;
+    Ok(())
+}
+
+/// One call of a user browsing the app: the features page, one feature, their usage or their analytics.
+async fn browse(user: &mut GooseUser) -> TransactionResult {
+    match rand::random_range(0..4) {
+        0 => list_features(user).await,
+        1 => one_feature(user).await,
+        2 => read_usage(user).await,
+        _ => read_analytics(user).await,
+    }
+}
+
+/// One call of an Executive user: features and reports with the API key, the team with the session.
+async fn executive_call(user: &mut GooseUser) -> TransactionResult {
+    match rand::random_range(0..4) {
+        0 => list_features(user).await,
+        1 => team_members(user).await,
+        2 => list_reports(user).await,
+        _ => team_analytics(user).await,
+    }
 }
 
 async fn sign_in_browser(user: &mut GooseUser) -> TransactionResult {
