@@ -74,7 +74,7 @@ pub struct Args {
     pub redis_url: String,
 
     /// Where the started worker sends e-mail.
-    #[arg(long, default_value = "smtp://127.0.0.1:2525")]
+    #[arg(long, env = "TEST_SMTP_URL", default_value = "smtp://127.0.0.1:2525")]
     pub smtp_url: String,
 
     /// Directory of the started binaries (default: beside this executable).

@@ -51,9 +51,26 @@ async fn with_platform(args: &Args, users: usize) -> anyhow::Result<Summary> {
         "mingus-load: {} ready; running for {:?}",
         platform.base_url, args.duration
     );
-    let result = run::run(args, &platform, users).await;
+    // Ctrl-C or SIGTERM still ends the processes and drops the database before exiting.
+    let result = tokio::select! {
+        result = run::run(args, &platform, users) => result,
+        _ = interrupted() => Err(anyhow::anyhow!("interrupted: the run was stopped before it ended")),
+    };
     platform.stop().await;
     result
+}
+
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn passes_capacity(summary: &Summary) -> bool {

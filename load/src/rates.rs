@@ -77,10 +77,20 @@ impl Allocation {
     }
 }
 
-/// The wait range (seconds) between two transactions of a user who makes one call per transaction.
-pub fn user_wait(pace: f64) -> (f64, f64) {
-    let mean = seconds_per_call() / pace;
-    (mean * 0.5, mean * 1.5)
+/// A user wakes at most this often (seconds) to decide whether to call.
+pub const TICK_SECS: f64 = 2.0;
+
+/// (tick, mean seconds between calls) of a user whose iteration makes `calls` calls: the tick is never
+/// longer than the mean, so the probability tick ÷ mean stays ≤ 1.
+pub fn tick_and_mean(pace: f64, calls: f64) -> (f64, f64) {
+    let mean = calls * seconds_per_call() / pace;
+    (TICK_SECS.min(mean), mean)
+}
+
+/// Goose's wait range between two ticks (±50 % jitter, so users do not tick in step).
+pub fn tick_wait(pace: f64, calls: f64) -> (f64, f64) {
+    let (tick, _) = tick_and_mean(pace, calls);
+    (tick * 0.5, tick * 1.5)
 }
 
 /// The Stripe stream's wait: its events for `users` users spread over the day, compressed by pace.
@@ -109,6 +119,13 @@ mod tests {
         );
         // 1,000 users × one call per 288 s ≈ 3.5 calls/s: 100,000 a day at three times the mean.
         assert!((1000.0 / seconds_per_call() - 3.47).abs() < 0.01);
+    }
+
+    #[test]
+    fn ticks_never_exceed_the_mean_wait() {
+        assert_eq!(tick_and_mean(1.0, 1.0), (2.0, 288.0));
+        let (tick, mean) = tick_and_mean(1000.0, 1.0);
+        assert!(tick <= mean && (mean - 0.288).abs() < 1e-9);
     }
 
     #[test]

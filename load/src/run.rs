@@ -33,7 +33,11 @@ fn machine_state() -> String {
 
 pub async fn run(args: &Args, platform: &Platform, users: usize) -> anyhow::Result<Summary> {
     let allocation = Allocation::for_users(users);
-    let shared = scenarios::install(platform.population.clone(), platform.secrets.clone(), args.pace);
+    let shared = scenarios::install(
+        platform.population.clone(),
+        platform.secrets.clone(),
+        args.pace,
+    );
     // Goose reads its own command line unless given a configuration: ours is clap's, so it gets none.
     let configuration = GooseConfiguration::parse_args_default::<&str>(&[])
         .map_err(|e| anyhow::anyhow!("goose configuration: {e}"))?;

@@ -1,5 +1,5 @@
-//! The simulated users, as Goose scenarios: what each kind of user does, one call per transaction (so
-//! the wait between transactions is the user's pace, `rates::user_wait`).
+//! The simulated users, as Goose scenarios: what each kind of user does, at most one call per tick
+//! (`scenarios::fires`: the user's pace is the seed's rate, `rates::tick_and_mean`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -82,7 +82,8 @@ fn wait(range: (f64, f64)) -> (Duration, Duration) {
 /// The scenarios, with as many users each as `allocation` says (Goose's round-robin allocation gives
 /// exactly these counts when the weights add up to the user count).
 pub fn all(allocation: &Allocation, users: usize, pace: f64) -> Result<Vec<Scenario>, GooseError> {
-    let user_wait = wait(rates::user_wait(pace));
+    let user_wait = wait(rates::tick_wait(pace, 1.0));
+    let report_wait = wait(rates::tick_wait(pace, 5.0));
     Ok(vec![
         scenario!("browser")
             .set_weight(allocation.browsers)?
@@ -92,17 +93,15 @@ pub fn all(allocation: &Allocation, users: usize, pace: f64) -> Result<Vec<Scena
         scenario!("executive")
             .set_weight(allocation.executives)?
             .set_wait_time(user_wait.0, user_wait.1)?
-            .register_transaction(transaction!(sign_in_with_api_key).set_on_start())
+            .register_transaction(transaction!(sign_in_executive).set_on_start())
             .register_transaction(transaction!(executive_call).set_name("executive call")),
         scenario!("reporter")
             .set_weight(allocation.reporters)?
-            .set_wait_time(user_wait.0 * 5, user_wait.1 * 5)?
-            .register_transaction(transaction!(arrive_for_reports).set_on_start())
+            .set_wait_time(report_wait.0, report_wait.1)?
             .register_transaction(transaction!(report_session).set_name("report session")),
         scenario!("checkin")
             .set_weight(allocation.checkins)?
             .set_wait_time(user_wait.0, user_wait.1)?
-            .register_transaction(transaction!(arrive).set_on_start())
             .register_transaction(transaction!(check_in).set_name("check-in")),
         scenario!("operator")
             .set_weight(allocation.operators)?
@@ -163,26 +162,20 @@ async fn get(
     .await
 }
 
-/// Users arrive spread over one mean wait, not all at once: without it every user's first call lands in
-/// the seconds the users are started, and at the seed's pace (a call every ~5 minutes) a short run would
-/// measure that burst and then near silence.
-async fn arrive(_user: &mut GooseUser) -> TransactionResult {
-    stagger(1.0).await
-}
-
-/// Report sessions are five calls, so their users wait five times as long between sessions.
-async fn arrive_for_reports(_user: &mut GooseUser) -> TransactionResult {
-    stagger(5.0).await
-}
-
-async fn stagger(calls_per_iteration: f64) -> TransactionResult {
-    let mean = calls_per_iteration * rates::seconds_per_call() / shared().pace;
-    tokio::time::sleep(Duration::from_secs_f64(rand::random::<f64>() * mean)).await;
-    Ok(())
+/// Whether this tick makes a call. Users tick every `rates::TICK` (jittered) and call with probability
+/// tick ÷ mean wait, so each user's calls form a Poisson stream of the seed's rate from the first second
+/// (no burst while users start, no silence after it), and Goose can stop a user between two short waits.
+fn fires(calls_per_iteration: f64) -> bool {
+    let shared = shared();
+    let (tick, mean) = rates::tick_and_mean(shared.pace, calls_per_iteration);
+    rand::random::<f64>() < tick / mean
 }
 
 /// One call of a user browsing the app: the features page, one feature, their usage or their analytics.
 async fn browse(user: &mut GooseUser) -> TransactionResult {
+    if !fires(1.0) {
+        return Ok(());
+    }
     match rand::random_range(0..4) {
         0 => list_features(user).await,
         1 => one_feature(user).await,
@@ -193,6 +186,16 @@ async fn browse(user: &mut GooseUser) -> TransactionResult {
 
 /// One call of an Executive user: features and reports with the API key, the team with the session.
 async fn executive_call(user: &mut GooseUser) -> TransactionResult {
+    if !fires(1.0) {
+        return Ok(());
+    }
+    if user
+        .get_session_data_unchecked::<Session>()
+        .bearer
+        .is_empty()
+    {
+        return create_api_key(user).await;
+    }
     match rand::random_range(0..4) {
         0 => list_features(user).await,
         1 => team_members(user).await,
@@ -216,21 +219,28 @@ async fn sign_in_browser(user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
-/// An Executive user creates an API key (with its JWT, as the frontend does) and uses it from then on.
-async fn sign_in_with_api_key(user: &mut GooseUser) -> TransactionResult {
+/// An Executive user signs in (JWT); their first call creates an API key, as the frontend does, and
+/// the key is used from then on.
+async fn sign_in_executive(user: &mut GooseUser) -> TransactionResult {
     let shared = shared();
     let id = shared.pick(&shared.population.executive);
-    let token = shared.token(id);
+    user.set_session_data(Session {
+        bearer: String::new(),
+        jwt: shared.token(id),
+    });
+    Ok(())
+}
+
+async fn create_api_key(user: &mut GooseUser) -> TransactionResult {
+    let token = user.get_session_data_unchecked::<Session>().jwt.clone();
     let body = json!({"name": "load test", "scopes": ["features:read", "reports:read", "reports:write", "team:read", "analytics:read", "usage:read"]});
+    let auth = format!("Bearer {token}");
     let created = send(
         user,
         GooseMethod::Post,
         "/v1/api-keys",
         "/v1/api-keys",
-        |b| {
-            b.header("authorization", format!("Bearer {token}"))
-                .json(&body)
-        },
+        |b| b.header("authorization", auth).json(&body),
     )
     .await?;
     let key = created
@@ -295,6 +305,9 @@ async fn list_reports(user: &mut GooseUser) -> TransactionResult {
 /// Executive users (no monthly report limit), round robin, so compressed time does not run a Professional
 /// user past their ten a month.
 async fn report_session(user: &mut GooseUser) -> TransactionResult {
+    if !fires(5.0) {
+        return Ok(());
+    }
     let shared = shared();
     let id = shared.pick(&shared.population.executive);
     user.set_session_data(Session {
@@ -335,6 +348,9 @@ async fn report_session(user: &mut GooseUser) -> TransactionResult {
 
 /// A health check-in counted through the metered-usage API (once per Idempotency-Key).
 async fn check_in(user: &mut GooseUser) -> TransactionResult {
+    if !fires(1.0) {
+        return Ok(());
+    }
     let shared = shared();
     let id = shared.pick(&shared.population.executive);
     let token = format!("Bearer {}", shared.token(id));
