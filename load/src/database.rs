@@ -125,6 +125,17 @@ pub async fn queue_latency(
         .collect())
 }
 
+/// How the Stripe events the stream sent ended (by `stripe_events.status`), after the run.
+pub async fn stripe_outcomes(
+    pool: &PgPool,
+) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM stripe_events GROUP BY status")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,15 +160,4 @@ mod tests {
         assert_eq!(p95_mean_ms, 1.0);
         assert!((share_under_100ms - 1000.0 / 1010.0).abs() < 1e-9);
     }
-}
-
-/// How the Stripe events the stream sent ended (by `stripe_events.status`), after the run.
-pub async fn stripe_outcomes(
-    pool: &PgPool,
-) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM stripe_events GROUP BY status")
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().collect())
 }

@@ -341,7 +341,7 @@ pub async fn create_users(pool: &PgPool, users: usize) -> anyhow::Result<Populat
     for chunk in rows.chunks(500) {
         let mut tx = pool.begin().await?;
         for (id, _) in chunk {
-            access::recompute(&mut *tx, *id, now)
+            access::recompute(&mut tx, *id, now)
                 .await
                 .context("recompute access")?;
         }

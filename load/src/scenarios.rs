@@ -206,7 +206,7 @@ async fn executive_call(user: &mut GooseUser) -> TransactionResult {
 
 async fn sign_in_browser(user: &mut GooseUser) -> TransactionResult {
     let shared = shared();
-    let tiers = if user.weighted_users_index % 3 == 0 {
+    let tiers = if user.weighted_users_index.is_multiple_of(3) {
         &shared.population.professional
     } else {
         &shared.population.essentials
