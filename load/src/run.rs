@@ -99,7 +99,7 @@ pub async fn run(args: &Args, platform: &Platform, users: usize) -> anyhow::Resu
         p95_ms: summary::overall_percentile(&all, 0.95),
         p99_ms: summary::overall_percentile(&all, 0.99),
         endpoints,
-        scenarios: metrics
+        scenario_ticks: metrics
             .scenarios
             .iter()
             .map(|s| (s.name.clone(), s.counter))

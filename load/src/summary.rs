@@ -47,7 +47,9 @@ pub struct Summary {
     pub p95_ms: usize,
     pub p99_ms: usize,
     pub endpoints: Vec<Endpoint>,
-    pub scenarios: BTreeMap<String, usize>,
+    /// Goose iterations per scenario: ticks, each of which calls with probability tick ÷ mean wait (the
+    /// requests per scenario are in `endpoints`: each scenario has endpoints of its own).
+    pub scenario_ticks: BTreeMap<String, usize>,
     pub reports_requested: usize,
     pub reports_ready: usize,
     pub database: Statements,
