@@ -70,6 +70,16 @@ struct Session {
     bearer: String,
     /// The user's JWT (team analytics takes a user session, not an API key).
     jwt: String,
+    /// Calls made so far: the next kind of call is taken in turn ([`next_call`]).
+    calls: usize,
+}
+
+/// Which of `kinds` kinds of call this user makes now: in turn, so every kind is made within `kinds`
+/// calls and they are spread evenly (a random pick left a kind unmade in short runs).
+fn next_call(user: &mut GooseUser, kinds: usize) -> usize {
+    let session = user.get_session_data_unchecked_mut::<Session>();
+    session.calls += 1;
+    session.calls % kinds
 }
 
 fn wait(range: (f64, f64)) -> (Duration, Duration) {
@@ -176,7 +186,7 @@ async fn browse(user: &mut GooseUser) -> TransactionResult {
     if !fires(1.0) {
         return Ok(());
     }
-    match rand::random_range(0..4) {
+    match next_call(user, 4) {
         0 => list_features(user).await,
         1 => one_feature(user).await,
         2 => read_usage(user).await,
@@ -196,7 +206,7 @@ async fn executive_call(user: &mut GooseUser) -> TransactionResult {
     {
         return create_api_key(user).await;
     }
-    match rand::random_range(0..4) {
+    match next_call(user, 4) {
         0 => list_features(user).await,
         1 => team_members(user).await,
         2 => list_reports(user).await,
@@ -215,6 +225,7 @@ async fn sign_in_browser(user: &mut GooseUser) -> TransactionResult {
     user.set_session_data(Session {
         bearer: shared.token(id),
         jwt: String::new(),
+        calls: 0,
     });
     Ok(())
 }
@@ -227,6 +238,7 @@ async fn sign_in_executive(user: &mut GooseUser) -> TransactionResult {
     user.set_session_data(Session {
         bearer: String::new(),
         jwt: shared.token(id),
+        calls: 0,
     });
     Ok(())
 }
@@ -249,6 +261,7 @@ async fn create_api_key(user: &mut GooseUser) -> TransactionResult {
     user.set_session_data(Session {
         bearer: key,
         jwt: token,
+        calls: 0,
     });
     Ok(())
 }
@@ -313,6 +326,7 @@ async fn report_session(user: &mut GooseUser) -> TransactionResult {
     user.set_session_data(Session {
         bearer: shared.token(id),
         jwt: String::new(),
+        calls: 0,
     });
     let today = chrono::Utc::now().date_naive();
     let body = json!({"kind": "financial", "period_start": today - chrono::Days::new(30), "period_end": today, "format": "json"});

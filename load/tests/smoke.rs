@@ -1,7 +1,7 @@
 //! A short run of the real tool against the real platform (PostgreSQL, Redis, api, worker, scheduler):
 //! every scenario made requests, nothing failed, the summary has its fields and verdicts, and the
-//! report draws its charts in a real headless Chromium. About 40 s: 20 s of load at pace 200 (every
-//! user two hundred times busier than the seed's, so a short run reaches every scenario) plus set-up.
+//! report draws its charts in a real headless Chromium. About 40 s: 20 s of load from 40 users at pace
+//! 720 (every user calls on every tick) plus set-up.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,13 +19,15 @@ fn run_tool(report_dir: &Path) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_mingus-load"))
         .args([
             "--users",
-            "60",
+            "40",
             "--duration",
             "20s",
+            // At this pace every user calls on every tick, report sessions included (5 calls × 288 s ÷
+            // 720 = one tick): every scenario and each of its endpoints is reached in 20 s, not by luck.
             "--pace",
-            "200",
+            "720",
             "--hatch-rate",
-            "60",
+            "40",
         ])
         .arg("--bin-dir")
         .arg(&bin_dir)
