@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::consumes::Consume;
 use super::{Entitlements, Reason, Snapshot, features, store};
 
 /// How a metric limits.
@@ -118,8 +119,6 @@ pub fn refusal(snapshot: &Snapshot, metric: &str, now: DateTime<Utc>) -> Option<
     }
 }
 
-type EventRow = (String, i64, String, i64, DateTime<Utc>);
-
 impl Entitlements {
     /// Every metric of [`METRICS`] for the user at `now`, against one read of the plan.
     pub async fn metrics(
@@ -190,7 +189,8 @@ impl Entitlements {
     }
 
     /// Consumes `amount` of the periodic `metric` for `user_id` once per `key`: the same key never
-    /// counts twice, also concurrently (`mingus_consume_usage()`, one statement). The caller has checked
+    /// counts twice, also concurrently (`mingus_consume_usage()`, one statement, committed with the
+    /// consumes that arrive at the same time: `consumes`). The caller has checked
     /// the metric's feature on `snapshot`; the limit and the period are the snapshot's.
     #[allow(clippy::too_many_arguments)]
     pub async fn consume_once(
@@ -212,20 +212,18 @@ impl Entitlements {
             Some(period) => period,
             None => store::period(&self.pool, snapshot.usage_anchor, now).await?,
         };
-        let (outcome, used, stored_metric, stored_amount, resets_at): EventRow = sqlx::query_as(
-            "SELECT o_outcome, o_used, o_metric, o_amount, o_period_end
-             FROM mingus_consume_usage($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(user_id)
-        .bind(key)
-        .bind(metric)
-        .bind(amount)
-        .bind(limit)
-        .bind(period.start)
-        .bind(period.end)
-        .bind(requested_by)
-        .fetch_one(&self.pool)
-        .await?;
+        let (outcome, used, stored_metric, stored_amount, resets_at) = self
+            .consumes
+            .apply(Consume {
+                user_id,
+                key: key.to_owned(),
+                metric: metric.to_owned(),
+                amount,
+                limit,
+                period,
+                requested_by,
+            })
+            .await?;
         let outcome = match outcome.as_str() {
             "consumed" => Outcome::Consumed,
             "refused" => Outcome::Refused,

@@ -14,6 +14,7 @@ mod provisioning;
 mod rate_limit;
 mod team;
 mod usage;
+mod usage_batch;
 
 use std::time::Duration;
 
