@@ -14,7 +14,33 @@ use super::user_on;
 
 type Answered = (i32, String, i64, String, i64);
 
-/// Calls `mingus_consume_usage_many()` for `user` with one limit and period for every consume.
+/// One consume of a direct `mingus_consume_usage_many()` call: account, key, metric, amount, limit.
+type Item<'a> = (Uuid, &'a str, &'a str, i64, Option<i64>);
+
+/// Calls `mingus_consume_usage_many()` with `items`, in one period for all of them (the function does
+/// not care which), each account acting for itself.
+async fn many_of(app: &TestApp, items: &[Item<'_>]) -> Result<Vec<Answered>, sqlx::Error> {
+    let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    let end = start + chrono::Duration::days(31);
+    let n = items.len();
+    let users: Vec<Uuid> = items.iter().map(|i| i.0).collect();
+    sqlx::query_as(
+        "SELECT o_index, o_outcome, o_used, o_metric, o_amount
+         FROM mingus_consume_usage_many($1, $2, $3, $4, $5, $6, $7, $8) ORDER BY o_index",
+    )
+    .bind(&users)
+    .bind(items.iter().map(|i| i.1).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.2).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.3).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.4).collect::<Vec<_>>())
+    .bind(vec![start; n])
+    .bind(vec![end; n])
+    .bind(&users)
+    .fetch_all(&app.db.pool)
+    .await
+}
+
+/// [`many_of`] for one account, metric and limit.
 async fn many(
     app: &TestApp,
     user: Uuid,
@@ -23,23 +49,20 @@ async fn many(
     amounts: &[i64],
     limit: i64,
 ) -> Result<Vec<Answered>, sqlx::Error> {
-    let n = keys.len();
-    let start: DateTime<Utc> = Utc::now() - chrono::Duration::days(1);
-    let end = start + chrono::Duration::days(30);
-    sqlx::query_as(
-        "SELECT o_index, o_outcome, o_used, o_metric, o_amount
-         FROM mingus_consume_usage_many($1, $2, $3, $4, $5, $6, $7, $8) ORDER BY o_index",
-    )
-    .bind(vec![user; n])
-    .bind(keys)
-    .bind(vec![metric; n])
-    .bind(amounts)
-    .bind(vec![Some(limit); n])
-    .bind(vec![start; n])
-    .bind(vec![end; n])
-    .bind(vec![user; n])
-    .fetch_all(&app.db.pool)
-    .await
+    let items: Vec<Item> = keys
+        .iter()
+        .zip(amounts)
+        .map(|(key, amount)| (user, *key, metric, *amount, Some(limit)))
+        .collect();
+    many_of(app, &items).await
+}
+
+/// `(outcome, used)` of each answer, in order.
+fn outcomes(answered: &[Answered]) -> Vec<(&str, i64)> {
+    answered
+        .iter()
+        .map(|(_, outcome, used, _, _)| (outcome.as_str(), *used))
+        .collect()
 }
 
 async fn counted(app: &TestApp, user: Uuid) -> (i64, i64) {
@@ -69,12 +92,8 @@ async fn one_call_applies_its_consumes_in_order_and_a_repeated_key_replays_the_f
     )
     .await
     .unwrap();
-    let outcomes: Vec<(&str, i64)> = answered
-        .iter()
-        .map(|(_, outcome, used, _, _)| (outcome.as_str(), *used))
-        .collect();
     assert_eq!(
-        outcomes,
+        outcomes(&answered),
         [
             ("consumed", 2),
             // The same key later in the same call: the first's outcome, nothing counted.
@@ -89,6 +108,89 @@ async fn one_call_applies_its_consumes_in_order_and_a_repeated_key_replays_the_f
         [1, 2, 3, 4]
     );
     assert_eq!(counted(&app, user).await, (50, 2), "units, and keys stored");
+}
+
+#[tokio::test]
+async fn a_batch_of_new_keys_with_room_answers_running_totals_and_a_full_counter_refuses_in_order()
+{
+    let app = TestApp::spawn().await;
+    let (one, two) = (
+        user_on(&app, Some("professional")).await,
+        user_on(&app, Some("professional")).await,
+    );
+    let (insights, reports) = ("ai_insights_per_month", "custom_reports_per_month");
+    // New keys, room everywhere: the set-based path. Each answer is its counter after that consume.
+    let answered = many_of(
+        &app,
+        &[
+            (one, "k1", insights, 1, Some(10)),
+            (one, "k2", insights, 2, Some(10)),
+            (one, "k3", reports, 3, None),
+            (two, "k1", insights, 4, Some(10)),
+            (one, "k4", insights, 3, Some(10)),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes(&answered),
+        [
+            ("consumed", 1),
+            ("consumed", 3),
+            ("consumed", 3),
+            ("consumed", 4),
+            ("consumed", 6)
+        ]
+    );
+    assert_eq!(counted(&app, one).await, (9, 4));
+    assert_eq!(counted(&app, two).await, (4, 1));
+
+    // `one`'s insights counter has 4 left: 3 fits, the next 3 does not, the next 1 does again; the
+    // other account is counted as usual. The answers are those of one consume at a time.
+    let answered = many_of(
+        &app,
+        &[
+            (one, "k5", insights, 3, Some(10)),
+            (one, "k6", insights, 3, Some(10)),
+            (one, "k7", insights, 1, Some(10)),
+            (two, "k2", insights, 6, Some(10)),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes(&answered),
+        [
+            ("consumed", 9),
+            ("refused", 9),
+            ("consumed", 10),
+            ("consumed", 10)
+        ]
+    );
+    assert_eq!(
+        counted(&app, one).await,
+        (13, 6),
+        "the refused key is not stored"
+    );
+    assert_eq!(counted(&app, two).await, (10, 2));
+
+    // One counter under two limits in one batch (a plan changed between two requests): each consume
+    // is checked against its own limit, in order.
+    let three = user_on(&app, Some("professional")).await;
+    let answered = many_of(
+        &app,
+        &[
+            (three, "a", insights, 5, Some(50)),
+            (three, "b", insights, 5, Some(8)),
+            (three, "c", insights, 5, None),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes(&answered),
+        [("consumed", 5), ("refused", 5), ("consumed", 10)]
+    );
 }
 
 #[tokio::test]
