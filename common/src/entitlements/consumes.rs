@@ -8,8 +8,9 @@
 //! consume is written at once (no timer) and a burst costs a handful of commits instead of one each.
 //! Nothing is answered before its commit, so durability is the same as one statement per request.
 //!
-//! Each consume in a batch is applied exactly as `mingus_consume_usage()` applies it alone, in the
-//! batch's order: the same key twice in one batch is a replay of the first, and a counter's limit is
+//! PostgreSQL applies the common batch (new keys, counters with room) set-based, anything else one
+//! consume at a time (migration `…80`). Either way each consume is applied exactly as
+//! `mingus_consume_usage()` applies it alone, in the batch's order: the same key twice in one batch is a replay of the first, and a counter's limit is
 //! checked against the units counted before it. The batch is sorted by account, metric and key, so
 //! concurrent batches (two flushers, several API processes) take the counter rows' locks in one order.
 //! A batch whose statement fails is rolled back whole and retried one consume at a time, so one bad
