@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::apply::{self, Applied, BatchRecord};
-use crate::fingerprint::{self, CREATED_PROFILES, Side};
+use crate::fingerprint::{self, CREATED_PROFILES, Checksum, Side};
 use crate::row::{Action, Finding};
 use crate::spec::TABLES;
 use crate::verify::{self, Verification};
@@ -210,7 +210,7 @@ async fn staged(
         .filter(|f| f.action == Action::Repaired)
         .count() as u64;
 
-    let expected = fingerprint::compute(pool, Side::Staging(schema)).await?;
+    let expected = fingerprint::compute(pool, Side::Staging(schema), Checksum::RecordHash).await?;
     lap(summary, "fingerprint staging");
     let mut counts = BTreeMap::new();
     for (index, table) in TABLES.iter().enumerate() {
