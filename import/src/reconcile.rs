@@ -10,6 +10,9 @@
 //! 4. **One profile per user, one check-in per user and day**: the lowest rowid stays, the others are
 //!    rejected (a merged duplicate's profile is the usual case).
 
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
 use sqlx::PgPool;
 
 use crate::row::{Action, Finding};
@@ -25,13 +28,13 @@ async fn execute(pool: &PgPool, statement: String) -> sqlx::Result<u64> {
         .rows_affected())
 }
 
-/// Applies the rules; returns what they rejected.
+/// Applies the rules; returns how many rows they rejected per table (the lines are in `{schema}.rejects`).
 pub async fn reconcile(
     pool: &PgPool,
     schema: &str,
     rejected_users: &[i64],
     replacing: Option<u64>,
-) -> anyhow::Result<Vec<Finding>> {
+) -> anyhow::Result<HashMap<String, u64>> {
     let s = schema;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {s}.user_gone SELECT DISTINCT unnest($1::bigint[]) ON CONFLICT DO NOTHING"
@@ -143,22 +146,40 @@ pub async fn reconcile(
         .await?;
     }
 
-    let rows: Vec<(String, i64, String, String, String)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT table_name, source_rowid, column_name, value, reason FROM {s}.rejects
+    // The rejected rows per table; their report lines stay in staging (`for_each_reject`).
+    let counts: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT table_name, count(DISTINCT source_rowid) FROM {s}.rejects GROUP BY table_name"
+    )))
+    .fetch_all(pool)
+    .await?;
+    Ok(counts
+        .into_iter()
+        .map(|(table, count)| (table, count as u64))
+        .collect())
+}
+
+/// Hands every line the rules above wrote to `each`, in report order (table, source rowid), streamed
+/// from staging so that a few hundred thousand of them are never in memory together.
+pub async fn for_each_reject(
+    pool: &PgPool,
+    schema: &str,
+    mut each: impl FnMut(Finding) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut rows =
+        sqlx::query_as::<_, (String, i64, String, String, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT table_name, source_rowid, column_name, value, reason FROM {schema}.rejects
              ORDER BY table_name, source_rowid"
         )))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(table, source_rowid, column, value, reason)| Finding {
+        .fetch(pool);
+    while let Some((table, source_rowid, column, value, reason)) = rows.try_next().await? {
+        each(Finding {
             table,
             source_rowid,
             column,
             value,
             reason,
             action: Action::Rejected,
-        })
-        .collect())
+        })?;
+    }
+    Ok(())
 }

@@ -54,7 +54,7 @@ pub async fn verify(pool: &PgPool, batch: Uuid) -> anyhow::Result<Verification> 
     }
     let counts: BTreeMap<String, Counts> = serde_json::from_value(counts)?;
     let expected: Fingerprint = serde_json::from_value(expected)?;
-    let actual = fingerprint::compute(pool, Side::Live(tag as u64)).await?;
+    let actual = fingerprint::compute(pool, Side::Live(tag as u64), expected.checksum).await?;
     let mut report = Verification {
         batch,
         ..Verification::default()

@@ -378,3 +378,71 @@ async fn new_months_are_attached_whole_existing_months_take_rows_and_default_row
     .unwrap();
     assert_eq!(orphans, 0);
 }
+
+/// A text value changed by hand is caught by the typed-row checksums alone (no money involved), and a
+/// batch recorded before them (md5 of each row's text, no `checksum` field in its expectation) still
+/// verifies with that form and still catches the same edit.
+#[tokio::test]
+async fn checksums_catch_a_text_edit_in_both_the_current_and_the_old_form() {
+    use mingus_import::fingerprint::{self, Checksum, Side};
+
+    let db = TestDb::new().await;
+    let scratch = Scratch::new();
+    let batch = import_ok(&db.pool, &options(&small_fixture(&scratch), &scratch))
+        .await
+        .batch;
+    let checkin = id_of(batch, 3, 1);
+    let edit = |notes: &'static str| {
+        sqlx::query("UPDATE user_health_checkins SET notes = $1 WHERE id = $2")
+            .bind(notes)
+            .bind(checkin)
+    };
+    let original: Option<String> =
+        sqlx::query_scalar("SELECT notes FROM user_health_checkins WHERE id = $1")
+            .bind(checkin)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let checksum_differs = |report: mingus_import::Verification| {
+        report
+            .differences
+            .iter()
+            .any(|d| d.starts_with("user_health_checkins: the checksum"))
+    };
+
+    let changed = edit("changed by hand").execute(&db.pool).await.unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    assert!(checksum_differs(
+        mingus_import::verify(&db.pool, batch).await.unwrap()
+    ));
+    sqlx::query("UPDATE user_health_checkins SET notes = $1 WHERE id = $2")
+        .bind(&original)
+        .bind(checkin)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert!(mingus_import::verify(&db.pool, batch).await.unwrap().ok());
+
+    // The expectation as an old batch recorded it.
+    let tag: i64 = sqlx::query_scalar("SELECT id_tag FROM import_batches WHERE id = $1")
+        .bind(batch)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let old = fingerprint::compute(&db.pool, Side::Live(tag as u64), Checksum::RowTextMd5)
+        .await
+        .unwrap();
+    let mut expected = serde_json::to_value(&old).unwrap();
+    expected.as_object_mut().unwrap().remove("checksum");
+    sqlx::query("UPDATE import_batches SET expected = $1 WHERE id = $2")
+        .bind(&expected)
+        .bind(batch)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert!(mingus_import::verify(&db.pool, batch).await.unwrap().ok());
+    edit("changed by hand").execute(&db.pool).await.unwrap();
+    assert!(checksum_differs(
+        mingus_import::verify(&db.pool, batch).await.unwrap()
+    ));
+}
