@@ -65,6 +65,9 @@ pub enum Command {
     /// Analytics: generate synthetic data, backfill the daily rollup.
     #[command(subcommand)]
     Analytics(crate::admin_analytics::AnalyticsCommand),
+    /// Revenue and retention facts: backfill any range of days.
+    #[command(subcommand)]
+    Revenue(crate::admin_revenue::RevenueCommand),
     /// Monthly partitions: premake, rescue, retire.
     #[command(subcommand)]
     Partitions(crate::admin_analytics::PartitionsCommand),
@@ -96,6 +99,7 @@ pub async fn execute(cli: Cli, config: &Config) -> anyhow::Result<()> {
         Command::Analytics(command) => crate::admin_analytics::analytics(command, config).await,
         Command::Operators(command) => crate::admin_operators::execute(command, config).await,
         Command::Partitions(command) => crate::admin_analytics::partitions(command, config).await,
+        Command::Revenue(command) => crate::admin_revenue::execute(command, config).await,
         Command::ImportSqlite(args) => crate::admin_import::import(args, config).await,
         Command::SqliteFixture(args) => crate::admin_import::generate_fixture(args),
         Command::Migrate {

@@ -5,6 +5,7 @@ pub mod admin_analytics;
 pub mod admin_doctor;
 pub mod admin_import;
 pub mod admin_operators;
+pub mod admin_revenue;
 pub mod admin_roles;
 pub mod admin_stripe;
 mod client_ip;

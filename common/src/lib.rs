@@ -15,6 +15,7 @@ pub mod probe;
 pub mod process_metrics;
 pub mod queue;
 pub mod reports;
+pub mod revenue;
 pub mod seed;
 pub mod shutdown;
 pub mod stripe_api;

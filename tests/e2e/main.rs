@@ -22,6 +22,7 @@ mod reports;
 mod reports_kinds;
 mod resilience;
 mod retention;
+mod revenue;
 mod rls;
 mod scheduler;
 mod sqlite_import;

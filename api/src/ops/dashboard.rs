@@ -17,6 +17,9 @@ use crate::state::AppState;
 
 const DASHBOARD: &str = include_str!("assets/dashboard.html");
 const LOGIN: &str = include_str!("assets/login.html");
+const BUSINESS: &str = include_str!("assets/business.html");
+const BUSINESS_SCRIPT: &str = include_str!("assets/business.js");
+const BUSINESS_STYLE: &str = include_str!("assets/business.css");
 const SCRIPT: &str = include_str!("assets/ops.js");
 const STYLE: &str = include_str!("assets/ops.css");
 
@@ -24,7 +27,7 @@ const STYLE: &str = include_str!("assets/ops.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The two pages, parsed once. Names ending in `.html` are auto-escaped.
+/// The pages, parsed once. Names ending in `.html` are auto-escaped.
 static PAGES: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(|| {
     let mut pages = Environment::new();
     pages
@@ -33,6 +36,9 @@ static PAGES: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::n
     pages
         .add_template("login.html", LOGIN)
         .expect("the login template parses");
+    pages
+        .add_template("business.html", BUSINESS)
+        .expect("the business template parses");
     pages
 });
 
@@ -90,6 +96,8 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
         "ops.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "ops.css" => (STYLE, "text/css; charset=utf-8"),
+        "business.js" => (BUSINESS_SCRIPT, "text/javascript; charset=utf-8"),
+        "business.css" => (BUSINESS_STYLE, "text/css; charset=utf-8"),
         _ => return crate::error::ApiError::not_found("no such asset").into_response(),
     };
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
@@ -209,21 +217,36 @@ pub async fn page(State(state): State<AppState>, Extension(actor): Extension<Act
             (Vec::new(), Overview::unavailable(), true)
         }
     };
-    let environment = if state.config.environment == mingus_common::config::Environment::Production
-    {
-        "production"
-    } else {
-        "development"
-    };
     let context = minijinja::context! {
         queues => queues,
         overview => overview,
         unavailable => unavailable,
         operator => actor.name,
         role => actor.role.name(),
-        environment => environment,
+        environment => environment(&state),
     };
     respond(StatusCode::OK, "dashboard.html", context)
+}
+
+fn environment(state: &AppState) -> &'static str {
+    if state.config.environment == mingus_common::config::Environment::Production {
+        "production"
+    } else {
+        "development"
+    }
+}
+
+/// `GET /ops/business` (signed in): the page; its script reads `/ops/business/metrics`.
+pub async fn business(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Response {
+    let context = minijinja::context! {
+        operator => actor.name,
+        role => actor.role.name(),
+        environment => environment(&state),
+    };
+    respond(StatusCode::OK, "business.html", context)
 }
 
 #[cfg(test)]

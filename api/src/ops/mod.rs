@@ -9,6 +9,7 @@ pub mod actions;
 pub mod actor;
 pub(crate) mod audit;
 pub mod auth;
+mod business;
 mod customers;
 mod dashboard;
 mod db;
@@ -65,6 +66,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ops/workers", get(workers::list))
         .route("/ops/db", get(db::overview))
         .route("/ops/audit", get(audit::list))
+        .route("/ops/business", get(dashboard::business))
+        .route("/ops/business/metrics", get(business::metrics))
         .route("/ops/customers", get(customers::search))
         .route("/ops/customers/{id}", get(customers::detail))
         .route("/ops/audit/export", get(audit::export))

@@ -53,6 +53,12 @@ fn default_schedules() -> Result<Vec<Schedule>, super::CronExpressionError> {
                 shards: None,
             }
         })?,
+        // Revenue facts after the engagement rollup: the 35 days before today, recomputed from the whole
+        // subscription history (see `crate::revenue`).
+        Schedule::new("revenue_rollup", "0 45 0 * * *", Tz::UTC, |tick| {
+            let (from, to) = crate::revenue::nightly_range(tick.local.date());
+            crate::jobs::revenue_jobs::RevenueRollup { from, to }
+        })?,
         Schedule::new("partition_maintenance", "0 0 2 * * *", Tz::UTC, |_| {
             crate::jobs::analytics_jobs::PartitionMaintenance::default()
         })?,
@@ -296,6 +302,7 @@ mod tests {
                 "renewal_sweep",
                 "reminder_sweep",
                 "analytics_rollup",
+                "revenue_rollup",
                 "partition_maintenance",
                 "usage_reset"
             ]

@@ -134,6 +134,7 @@ macro_rules! every_job {
             $crate::jobs::email_jobs::ReminderSweep,
             $crate::jobs::analytics_jobs::AnalyticsRollup,
             $crate::jobs::analytics_jobs::AnalyticsRollupShard,
+            $crate::jobs::revenue_jobs::RevenueRollup,
             $crate::jobs::analytics_jobs::PartitionMaintenance,
             $crate::jobs::catalog::UsageResetSweep,
             $crate::jobs::report_jobs::GenerateReport,

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod ledger;
 pub mod outbox;
 pub mod report_jobs;
+pub mod revenue_jobs;
 pub mod stripe_jobs;
 
 use std::time::Duration;

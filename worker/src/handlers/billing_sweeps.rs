@@ -56,6 +56,8 @@ impl Handler for RenewalSweep {
 
 /// A state change of the sweeps: candidates by keyset (`id > $1`), applied one by one.
 struct Transition {
+    /// Recorded as `sweep:<name>` in `subscription_changes.source`.
+    name: &'static str,
     select: &'static str,
     update: &'static str,
     /// The update binds the grace period in seconds as `$3`.
@@ -65,8 +67,9 @@ struct Transition {
 }
 
 macro_rules! transition {
-    ($condition:literal, $set:literal, $uses_grace:literal, $email:expr) => {
+    ($name:literal, $condition:literal, $set:literal, $uses_grace:literal, $email:expr) => {
         Transition {
+            name: concat!("sweep:", $name),
             select: concat!(
                 "SELECT id FROM subscriptions WHERE id > $1 AND ",
                 $condition,
@@ -87,6 +90,7 @@ macro_rules! transition {
 
 /// A trial that no Stripe subscription backs ends at `trial_end`.
 const TRIAL_ENDED: Transition = transition!(
+    "trial_ended",
     "status = 'trial' AND trial_end <= $2 AND stripe_subscription_id IS NULL",
     "status = 'cancelled', ended_at = coalesce(ended_at, trial_end), grace_until = NULL",
     false,
@@ -95,6 +99,7 @@ const TRIAL_ENDED: Transition = transition!(
 
 /// A subscription set to cancel at period end ends with its period.
 const CANCELLED_AT_PERIOD_END: Transition = transition!(
+    "cancelled_at_period_end",
     "status IN ('active', 'trial', 'past_due') AND cancel_at_period_end AND current_period_end <= $2",
     "status = 'cancelled', ended_at = coalesce(ended_at, current_period_end), grace_until = NULL",
     false,
@@ -103,6 +108,7 @@ const CANCELLED_AT_PERIOD_END: Transition = transition!(
 
 /// A period that ended with no renewal: no Stripe state since it ended and no payment recorded since.
 const OVERDUE: Transition = transition!(
+    "overdue",
     "status = 'active' AND NOT cancel_at_period_end AND current_period_end <= $2
      AND (stripe_event_at IS NULL OR stripe_event_at < current_period_end)
      AND NOT EXISTS (SELECT 1 FROM billing_history b WHERE b.subscription_id = subscriptions.id
@@ -115,6 +121,7 @@ const OVERDUE: Transition = transition!(
 /// A local subscription whose grace period is over ends (a Stripe one stays `past_due` until Stripe
 /// says otherwise; its access already ended at `grace_until`).
 const GRACE_OVER: Transition = transition!(
+    "grace_over",
     "status = 'past_due' AND grace_until <= $2 AND stripe_subscription_id IS NULL",
     "status = 'cancelled', ended_at = coalesce(ended_at, grace_until)",
     false,
@@ -182,11 +189,15 @@ async fn run(
             .await?;
         for id in &ids {
             let mut tx = db.begin().await?;
+            // Also tells the subscription history (migration …90) who makes the change, at which clock.
             sqlx::query(
-                "SELECT pg_advisory_xact_lock(hashtextextended(coalesce(stripe_subscription_id, id::text), 0))
+                "SELECT pg_advisory_xact_lock(hashtextextended(coalesce(stripe_subscription_id, id::text), 0)),
+                        set_config('mingus.change_source', $2, true), set_config('mingus.change_at', $3, true)
                  FROM subscriptions WHERE id = $1",
             )
             .bind(id)
+            .bind(transition.name)
+            .bind(now.to_rfc3339())
             .execute(&mut *tx)
             .await?;
             let mut update = sqlx::query_as(transition.update).bind(id).bind(now);

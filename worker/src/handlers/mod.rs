@@ -15,6 +15,7 @@ pub mod billing_sweeps;
 mod email;
 mod maintenance;
 mod reports;
+mod revenue;
 mod stripe_event;
 mod usage;
 
