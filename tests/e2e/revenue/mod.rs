@@ -4,6 +4,7 @@
 
 mod history;
 mod job;
+mod page;
 mod property;
 mod reference;
 

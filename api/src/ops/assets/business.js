@@ -41,7 +41,7 @@ function niceCeiling(n) {
 
 // A frame with a y axis from `min` to `max`; returns the root and a y() mapping.
 function frame(min, max, format) {
-  const width = 640, height = 180, left = 56, bottom = 18, top = 8;
+  const width = 640, height = 180, left = 56, bottom = 22, top = 8;
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" });
   const plotH = height - bottom - top;
   const y = (v) => top + plotH * (1 - (v - min) / (max - min));
