@@ -2,7 +2,8 @@
 //! `GET /ops/business/metrics` (its JSON): MRR and its movements, subscribers by tier, trial conversion,
 //! refunds and failed-payment recovery by month, the cohort retention grid, and the seed's three success
 //! metrics against their targets. Reads the facts the nightly `analytics.revenue_rollup` job writes;
-//! their definitions are `mingus_common::revenue`'s README.
+//! their definitions are `mingus_common::revenue`'s README. The currency is `?currency=`, else
+//! `MINGUS_REPORTING_CURRENCY` (USD).
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -110,9 +111,9 @@ fn ratio(part: f64, whole: f64) -> Option<f64> {
     (whole > 0.0).then(|| part / whole)
 }
 
-fn params(raw: MetricsQuery) -> Result<(String, u64), ApiError> {
+fn params(raw: MetricsQuery, default_currency: &str) -> Result<(String, u64), ApiError> {
     let currency = match raw.currency.filter(|c| !c.is_empty()) {
-        None => "USD".to_owned(),
+        None => default_currency.to_owned(),
         Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
             c.to_ascii_uppercase()
         }
@@ -143,7 +144,7 @@ pub async fn metrics(
     State(state): State<AppState>,
     raw: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (currency, days) = params(query(raw)?)?;
+    let (currency, days) = params(query(raw)?, &state.config.jobs.reporting_currency)?;
     let db = &state.db;
     let as_of: Option<NaiveDate> = sqlx::query_scalar("SELECT max(day) FROM revenue_daily")
         .fetch_one(db)
@@ -354,16 +355,23 @@ mod tests {
 
     #[test]
     fn parameters_default_and_refuse_what_they_cannot_mean() {
-        assert_eq!(params(q(None, None)).unwrap(), ("USD".to_owned(), 90));
         assert_eq!(
-            params(q(Some("eur"), Some("730"))).unwrap(),
+            params(q(None, None), "GBP").unwrap(),
+            ("GBP".to_owned(), 90)
+        );
+        assert_eq!(
+            params(q(Some("eur"), Some("730")), "USD").unwrap(),
             ("EUR".to_owned(), 730)
         );
-        assert!(params(q(Some("EURO"), None)).is_err());
-        assert!(params(q(Some("U$D"), None)).is_err());
-        assert!(params(q(None, Some("0"))).is_err());
-        assert!(params(q(None, Some("731"))).is_err());
-        assert!(params(q(None, Some("-1"))).is_err());
+        for (currency, days) in [
+            (Some("EURO"), None),
+            (Some("U$D"), None),
+            (None, Some("0")),
+            (None, Some("731")),
+            (None, Some("-1")),
+        ] {
+            assert!(params(q(currency, days), "USD").is_err());
+        }
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub struct JobsConfig {
     pub outbox_stale_after: Duration,
     /// Shard jobs per day of the `user_analytics` rollup (`MINGUS_ANALYTICS_SHARDS`, 1–1024).
     pub analytics_shards: u32,
+    /// The currency `/ops/business` reports in by default (`MINGUS_REPORTING_CURRENCY`, ISO code; other
+    /// currencies are shown beside it, never converted).
+    pub reporting_currency: String,
 }
 
 impl JobsConfig {
@@ -267,6 +270,9 @@ impl Config {
                 ledger_retention: vars.seconds("MINGUS_RETENTION_LEDGER_SECS", 30 * 24 * 3600)?,
                 outbox_stale_after: vars.seconds("MINGUS_OUTBOX_STALE_SECS", 120)?,
                 analytics_shards: vars.parse("MINGUS_ANALYTICS_SHARDS", 4)?,
+                reporting_currency: vars
+                    .string("MINGUS_REPORTING_CURRENCY", "USD")?
+                    .to_ascii_uppercase(),
             },
             scheduler: scheduler::parse(&map)?,
         };
@@ -308,6 +314,13 @@ impl Config {
             return Err(ConfigError::invalid(
                 "MINGUS_ANALYTICS_SHARDS",
                 "must be between 1 and 1024",
+            ));
+        }
+        let currency = &jobs.reporting_currency;
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ConfigError::invalid(
+                "MINGUS_REPORTING_CURRENCY",
+                "must be a three-letter ISO currency code such as USD",
             ));
         }
         if jobs.missed_heartbeats == 0 || jobs.heartbeat.is_zero() {

@@ -159,11 +159,15 @@ fn bad_values_name_the_variable() {
         ("MINGUS_EMAIL_LEASE_SECS", "30"),
         ("MINGUS_PUBLIC_URL", "ftp://example.com"),
         ("MINGUS_APP_URL", "/relative"),
+        ("MINGUS_REPORTING_CURRENCY", "dollars"),
+        ("MINGUS_REPORTING_CURRENCY", "U$D"),
     ];
     for (name, value) in cases {
         let err = Config::from_vars([(name, value)]).unwrap_err();
         assert_eq!(err.variable(), name, "{name}={value}: {err}");
     }
+    let config = Config::from_vars([("MINGUS_REPORTING_CURRENCY", "eur")]).unwrap();
+    assert_eq!(config.jobs.reporting_currency, "EUR");
     let err = Config::from_vars([("DATABASE_MIN_CONNECTIONS", "60")]).unwrap_err();
     assert_eq!(err.variable(), "DATABASE_MIN_CONNECTIONS");
 }
