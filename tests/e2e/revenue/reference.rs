@@ -54,6 +54,10 @@ pub struct DailyRow {
     pub recovered_invoices: i32,
 }
 
+/// Per currency: the day's MRR movements (new, expansion, contraction, churned, reactivated) and
+/// customer movements (new, reactivated, churned).
+type Moves = BTreeMap<String, ([Decimal; 5], [i32; 3])>;
+
 /// A `revenue_daily_tiers` row: day, tier, subscribers, trialing, starts, conversions, losses.
 pub type TierRow = (NaiveDate, String, i32, i32, i32, i32, i32);
 /// A `revenue_cohorts` row: cohort month, offset, customers, retained.
@@ -135,13 +139,10 @@ pub fn daily(
         .collect();
     let mut paid_before: BTreeSet<(Uuid, String)> = BTreeSet::new();
     let mut previous: BTreeMap<(Uuid, String), Decimal> = BTreeMap::new();
-    let mut per_day: Vec<(
-        NaiveDate,
-        BTreeMap<String, ([Decimal; 5], [i32; 3], Decimal, i32)>,
-    )> = Vec::new();
+    let mut per_day: Vec<(NaiveDate, Moves)> = Vec::new();
     for day in days(first - Days::new(1), to) {
         let levels = levels_at(changes, day);
-        let mut moves: BTreeMap<String, ([Decimal; 5], [i32; 3], Decimal, i32)> = BTreeMap::new();
+        let mut moves = Moves::new();
         let keys: BTreeSet<&(Uuid, String)> = levels.keys().chain(previous.keys()).collect();
         for key in keys {
             let now = levels.get(key).copied().unwrap_or_default();
@@ -171,14 +172,6 @@ pub fn daily(
                 paid_before.insert(key.clone());
             }
         }
-        for (currency, entry) in moves.iter_mut() {
-            entry.2 = levels
-                .iter()
-                .filter(|((_, c), _)| c == currency)
-                .map(|(_, l)| *l)
-                .sum();
-            entry.3 = levels.keys().filter(|(_, c)| c == currency).count() as i32;
-        }
         per_day.push((day, moves));
         previous = levels;
     }
@@ -189,10 +182,7 @@ pub fn daily(
         }
         let levels = levels_at(changes, day);
         for currency in &currencies {
-            let (m, cm) = moves
-                .get(currency)
-                .map(|(m, cm, ..)| (*m, *cm))
-                .unwrap_or_default();
+            let (m, cm) = moves.get(currency).copied().unwrap_or_default();
             let of_day: Vec<&Payment> = payments
                 .iter()
                 .filter(|p| p.at.date_naive() == day && p.currency == currency)
