@@ -94,8 +94,11 @@ FROM (
            false AS cape, 1 AS step
     FROM subscriptions s WHERE s.trial_start IS NOT NULL AND s.status <> 'trial'
     UNION ALL
-    -- The paid plan (an ended subscription: only when it outlived its trial).
-    SELECT s.*, coalesce(CASE WHEN s.trial_start IS NOT NULL THEN s.trial_end END, s.stripe_started_at, s.created_at),
+    -- The current state (a trial from its start; a paid plan from the trial's end), or for an ended
+    -- subscription the paid plan it had, when it outlived its trial.
+    SELECT s.*, CASE WHEN s.status = 'trial' THEN coalesce(s.trial_start, s.stripe_started_at, s.created_at)
+                     ELSE coalesce(CASE WHEN s.trial_start IS NOT NULL THEN s.trial_end END, s.stripe_started_at,
+                                   s.created_at) END,
            CASE WHEN s.status = 'cancelled' THEN 'active' ELSE s.status END,
            CASE WHEN s.status = 'cancelled' AND s.stripe_status IS NOT NULL THEN 'active' ELSE s.stripe_status END,
            CASE WHEN s.status = 'cancelled' THEN false ELSE s.cancel_at_period_end END, 2

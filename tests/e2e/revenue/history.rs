@@ -224,3 +224,76 @@ async fn a_stripe_life_is_recorded_at_event_times_and_becomes_a_trial_a_conversi
             .unwrap();
     assert_eq!(mrr_between, price);
 }
+
+#[tokio::test]
+async fn subscriptions_older_than_the_history_get_one_reconstructed_from_their_row() {
+    let db = mingus_tests::TestDb::new().await;
+    let pool = &db.pool;
+    // Back to before the history existed, with subscriptions of every kind, then forward again.
+    mingus_common::db::MIGRATOR
+        .undo(pool, 20261101000080)
+        .await
+        .unwrap();
+    let day = |d: i64| at(T + d * DAY);
+    let user = Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, email) VALUES ($1, 'old@example.com')")
+        .bind(user)
+        .execute(pool)
+        .await
+        .unwrap();
+    // (status, trial (start, end), ended_at)
+    let kinds: [(&str, Option<(i64, i64)>, Option<i64>); 5] = [
+        ("active", None, None),
+        ("active", Some((0, 14)), None),
+        ("cancelled", Some((0, 14)), Some(14)),
+        ("cancelled", None, Some(60)),
+        ("trial", Some((3, 17)), None),
+    ];
+    let mut ids = Vec::new();
+    for (status, trial, ended) in kinds {
+        let id: Uuid = sqlx::query_scalar(
+            "INSERT INTO subscriptions (user_id, plan_tier, plan_price, billing_cycle, status, current_period_start,
+                 current_period_end, trial_start, trial_end, ended_at, created_at)
+             VALUES ($1, 'professional', 29, 'monthly', $2, $3, $3 + interval '30 days', $4, $5, $6, $3)
+             RETURNING id",
+        )
+        .bind(user)
+        .bind(status)
+        .bind(day(0))
+        .bind(trial.map(|t| day(t.0)))
+        .bind(trial.map(|t| day(t.1)))
+        .bind(ended.map(day))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    mingus_common::db::MIGRATOR.run(pool).await.unwrap();
+
+    let env_rows = |id: Uuid| async move {
+        let rows: Vec<(DateTime<Utc>, String, String)> = sqlx::query_as(
+            "SELECT changed_at, status::text, source::text FROM subscription_changes
+             WHERE subscription_id = $1 ORDER BY changed_at, id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(at, status, source)| {
+                assert_eq!(source, "reconstructed");
+                (at, status)
+            })
+            .collect::<Vec<_>>()
+    };
+    let s = |d: i64, status: &str| (day(d), status.to_owned());
+    assert_eq!(env_rows(ids[0]).await, [s(0, "active")]);
+    assert_eq!(env_rows(ids[1]).await, [s(0, "trial"), s(14, "active")]);
+    assert_eq!(
+        env_rows(ids[2]).await,
+        [s(0, "trial"), s(14, "cancelled")],
+        "a trial that ended unpaid never counted"
+    );
+    assert_eq!(env_rows(ids[3]).await, [s(0, "active"), s(60, "cancelled")]);
+    assert_eq!(env_rows(ids[4]).await, [s(3, "trial")]);
+}
