@@ -50,7 +50,8 @@ pub(super) struct DeadItem {
     summary: Option<String>,
 }
 
-const DEAD_COLUMNS: &str = "job_id, queue, kind, attempts, max_attempts, generation, last_error, enqueued_at, died_at,
+const DEAD_COLUMNS: &str =
+    "job_id, queue, kind, attempts, max_attempts, generation, last_error, enqueued_at, died_at,
      args->>'summary' AS summary";
 
 /// The open dead letters of `job_ids`, most recent first, at most `limit` (the customer page's).

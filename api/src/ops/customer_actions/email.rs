@@ -47,7 +47,10 @@ pub async fn resend(
     Path((raw, raw_delivery)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let original_id = Uuid::parse_str(raw_delivery.trim()).map_err(|_| {
-        ApiError::bad_request("invalid_delivery_id", "a delivery is named by its id (a UUID)")
+        ApiError::bad_request(
+            "invalid_delivery_id",
+            "a delivery is named by its id (a UUID)",
+        )
     })?;
     let (user, mut tx) = begin(&state, &raw).await?;
     let original: Option<Original> = sqlx::query_as(
@@ -73,13 +76,19 @@ pub async fn resend(
     if matches!(original.status.as_str(), "queued" | "sending") {
         return Err(conflict(
             "delivery_in_flight",
-            format!("delivery {original_id} is {}: it has not finished yet", original.status),
+            format!(
+                "delivery {original_id} is {}: it has not finished yet",
+                original.status
+            ),
         ));
     }
     let Ok(template) = Template::from_str(&original.template) else {
         return Err(conflict(
             "unknown_template",
-            format!("no e-mail template {:?} is sent any more", original.template),
+            format!(
+                "no e-mail template {:?} is sent any more",
+                original.template
+            ),
         ));
     };
     let category = template.category();
@@ -128,13 +137,12 @@ pub async fn resend(
             .await
             .map_err(db_error)?;
     }
-    let (status, created_at): (String, DateTime<Utc>) = sqlx::query_as(
-        "SELECT status::text, created_at FROM email_deliveries WHERE id = $1",
-    )
-    .bind(resent_id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    let (status, created_at): (String, DateTime<Utc>) =
+        sqlx::query_as("SELECT status::text, created_at FROM email_deliveries WHERE id = $1")
+            .bind(resent_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
     let change = Change {
         changed,
         before: json!({ "delivery_id": original_id, "template": original.template,
@@ -142,13 +150,20 @@ pub async fn resend(
         after: json!({ "delivery_id": resent_id, "resent_from": original_id, "status": status,
                        "created_at": created_at }),
     };
-    audit::record(&mut *tx, &actor, CUSTOMER_EMAIL_RESEND, entry(user, &change, None))
-        .await
-        .map_err(db_error)?;
+    audit::record(
+        &mut *tx,
+        &actor,
+        CUSTOMER_EMAIL_RESEND,
+        entry(user, &change, None),
+    )
+    .await
+    .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
     // After commit; a failed push is left to the outbox sweep.
     if let Some(envelope) = envelope {
         outbox::push_after_commit(&state.db, &state.enqueuer, &[envelope]).await;
     }
-    Ok(Json(answer(&state, CUSTOMER_EMAIL_RESEND, user, change).await))
+    Ok(Json(
+        answer(&state, CUSTOMER_EMAIL_RESEND, user, change).await,
+    ))
 }

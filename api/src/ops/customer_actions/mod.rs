@@ -55,12 +55,11 @@ async fn begin(
 ) -> Result<(Uuid, Transaction<'static, Postgres>), ApiError> {
     let id = user_id(raw_id)?;
     let mut tx = state.db.begin().await.map_err(db_error)?;
-    let exists: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
     if exists.is_none() {
         return Err(unknown_customer(id));
     }

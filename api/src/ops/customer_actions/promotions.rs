@@ -4,6 +4,10 @@
 //! subscription grant (the recompute never touches it) and lifts the feature's metric while it is in
 //! force. Revoking deletes a promotion or admin row and recomputes the user's subscription grants in the
 //! same transaction, so a feature the tier includes comes back at the tier's level.
+//!
+//! A promotion over a feature the plan includes must raise its level (else 409 `already_included`):
+//! when a promotion expires its row stays (the recompute never touches it), so the tier's grant of that
+//! feature returns only when the promotion is revoked.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -42,6 +46,13 @@ struct Row {
     granted_by: String,
 }
 
+fn rank(level: &str) -> usize {
+    ["none", "basic", "premium", "unlimited"]
+        .iter()
+        .position(|l| *l == level)
+        .unwrap_or(0)
+}
+
 fn describe(row: Option<&Row>) -> Value {
     row.map_or(Value::Null, |r| {
         json!({ "access_level": r.access_level, "expires_at": r.expires_at, "granted_by": r.granted_by })
@@ -50,13 +61,12 @@ fn describe(row: Option<&Row>) -> Value {
 
 /// A feature some tier offers (the features `/v1/features` knows).
 async fn known_feature(conn: &mut PgConnection, feature: &str) -> Result<(), ApiError> {
-    let known: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pricing_tiers WHERE features ? $1)",
-    )
-    .bind(feature)
-    .fetch_one(conn)
-    .await
-    .map_err(db_error)?;
+    let known: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pricing_tiers WHERE features ? $1)")
+            .bind(feature)
+            .fetch_one(conn)
+            .await
+            .map_err(db_error)?;
     if known {
         Ok(())
     } else {
@@ -68,7 +78,11 @@ async fn known_feature(conn: &mut PgConnection, feature: &str) -> Result<(), Api
 }
 
 /// The row of the feature, locked for the rest of the transaction.
-async fn current(conn: &mut PgConnection, user: Uuid, feature: &str) -> Result<Option<Row>, ApiError> {
+async fn current(
+    conn: &mut PgConnection,
+    user: Uuid,
+    feature: &str,
+) -> Result<Option<Row>, ApiError> {
     sqlx::query_as(
         "SELECT access_level::text AS access_level, expires_at, granted_by::text AS granted_by
          FROM feature_access WHERE user_id = $1 AND feature_name = $2 FOR UPDATE",
@@ -84,7 +98,9 @@ fn expiry(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     let invalid = || {
         ApiError::bad_request(
             "invalid_expires_at",
-            format!("expires_at must be an RFC 3339 time in the future, at most {MAX_DAYS} days ahead"),
+            format!(
+                "expires_at must be an RFC 3339 time in the future, at most {MAX_DAYS} days ahead"
+            ),
         )
     };
     let at = DateTime::parse_from_rfc3339(raw.trim())
@@ -128,6 +144,21 @@ pub async fn grant(
         return Err(ApiError::conflict(
             "admin_grant_exists",
             format!("{feature} is granted by an admin; revoke that grant before promoting it"),
+        ));
+    }
+    // A promotion that adds nothing to the tier's own grant would only take its place, and outlive
+    // it: an expired promotion keeps the row, so the tier's grant would not come back by itself.
+    if let Some(row) = before.as_ref().filter(|r| {
+        r.granted_by == "subscription"
+            && r.expires_at.is_none_or(|at| at > Utc::now())
+            && rank(&r.access_level) >= rank(level)
+    }) {
+        return Err(ApiError::conflict(
+            "already_included",
+            format!(
+                "the customer's plan already grants {feature} at {}; a promotion must raise the level",
+                row.access_level
+            ),
         ));
     }
     let same = before.as_ref().is_some_and(|r| {
@@ -174,7 +205,10 @@ pub async fn revoke(
         .await
         .map_err(db_error)?;
     let before = current(&mut tx, user, &feature).await?;
-    if before.as_ref().is_some_and(|r| r.granted_by == "subscription") {
+    if before
+        .as_ref()
+        .is_some_and(|r| r.granted_by == "subscription")
+    {
         return Err(ApiError::conflict(
             "subscription_grant",
             format!(

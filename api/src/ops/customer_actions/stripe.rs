@@ -67,12 +67,19 @@ pub async fn replay(
         before: json!({ "failed": failed }),
         after: json!({ "replayed": replayed, "truncated": truncated }),
     };
-    audit::record_after(&state, &actor, CUSTOMER_STRIPE_REPLAY, entry(user, &change, failure.clone()))
-        .await;
+    audit::record_after(
+        &state,
+        &actor,
+        CUSTOMER_STRIPE_REPLAY,
+        entry(user, &change, failure.clone()),
+    )
+    .await;
     if let Some(failure) = failure {
         return Err(ApiError::Internal(anyhow::anyhow!(failure)));
     }
     tracing::info!(%user, replayed = replayed.len(), operator = %actor.name,
         "a customer's failed stripe events replayed by an operator");
-    Ok(Json(answer(&state, CUSTOMER_STRIPE_REPLAY, user, change).await))
+    Ok(Json(
+        answer(&state, CUSTOMER_STRIPE_REPLAY, user, change).await,
+    ))
 }

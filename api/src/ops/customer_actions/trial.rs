@@ -89,7 +89,12 @@ pub async fn extend(
                 format!("the customer has no subscription {id}"),
             ));
         }
-        (None, []) => return Err(ApiError::conflict("no_trial", "the customer is not in a trial")),
+        (None, []) => {
+            return Err(ApiError::conflict(
+                "no_trial",
+                "the customer is not in a trial",
+            ));
+        }
         (None, [_, _, ..]) => {
             return Err(ApiError::bad_request(
                 "ambiguous_trial",
@@ -101,7 +106,10 @@ pub async fn extend(
     if trial.status != "trial" {
         return Err(ApiError::conflict(
             "not_in_trial",
-            format!("subscription {} is {}, not in a trial", trial.id, trial.status),
+            format!(
+                "subscription {} is {}, not in a trial",
+                trial.id, trial.status
+            ),
         ));
     }
     if let Some(stripe) = &trial.stripe_subscription_id {
@@ -125,7 +133,8 @@ pub async fn extend(
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        // The subscription's grants expire with the trial.
+        // The period is stretched to cover the trial, so the sweep that ends periods
+        // (`cancel_at_period_end`) does not end it first; the subscription's grants expire with the trial.
         mingus_common::billing::access::recompute(&mut tx, user, Utc::now())
             .await
             .map_err(db_error)?;
@@ -135,7 +144,9 @@ pub async fn extend(
     } else {
         return Err(ApiError::conflict(
             "trial_changed",
-            format!("the trial ends at {end}, not at the expected {expected}: reload and decide again"),
+            format!(
+                "the trial ends at {end}, not at the expected {expected}: reload and decide again"
+            ),
         ));
     };
     let change = Change {
