@@ -1,6 +1,6 @@
 //! The operator dashboard in a real headless Chromium, driven over WebDriver (chromedriver): sign in with
 //! the admin token, find a dead job, press Retry, watch it succeed; find a failed Stripe event, read its
-//! payload and error, press Replay, watch it processed.
+//! payload and error, press Replay, watch it processed. The customer page's actions: `dashboard_customer`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,14 +25,14 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// chromedriver on a free loopback port, in a process group of its own; the group (chromedriver and the
 /// browser it started) is stopped by its id when this is dropped, even when the test fails.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
     profile: PathBuf,
 }
 
 impl Driver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         use std::os::unix::process::CommandExt;
         assert!(
             std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists(),
@@ -68,7 +68,7 @@ impl Driver {
         }
     }
 
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         let args = [
             "--headless",
             "--no-sandbox",
@@ -109,7 +109,7 @@ impl Drop for Driver {
 }
 
 /// Waits (bounded) until the CSS selector matches a displayed element.
-async fn visible(client: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn visible(client: &Client, css: &str) -> fantoccini::elements::Element {
     let started = Instant::now();
     loop {
         if let Ok(element) = client.find(Locator::Css(css)).await
@@ -122,14 +122,14 @@ async fn visible(client: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
-async fn text_of(client: &Client, css: &str) -> String {
+pub(crate) async fn text_of(client: &Client, css: &str) -> String {
     match client.find(Locator::Css(css)).await {
         Ok(element) => element.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     }
 }
 
-async fn screenshot(client: &Client, name: &str) -> PathBuf {
+pub(crate) async fn screenshot(client: &Client, name: &str) -> PathBuf {
     let png = client.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     let path = std::env::temp_dir().join(name);
@@ -139,7 +139,7 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
 
 /// Scrolls an element to the middle of the window (clear of the sticky top bar, whatever scrolling the
 /// page is doing) and clicks it.
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     let element = visible(client, css).await;
     client
         .execute(
@@ -152,7 +152,7 @@ async fn click(client: &Client, css: &str) {
 }
 
 /// Signs in with the admin token and waits for the dashboard.
-async fn sign_in(client: &Client, app: &TestApp) {
+pub(crate) async fn sign_in(client: &Client, app: &TestApp) {
     client.goto(&app.url("/ops")).await.unwrap();
     let token = app.config.admin_token.as_ref().unwrap().expose_secret();
     visible(client, "#login-form input[name=token]")
@@ -544,6 +544,12 @@ async fn a_viewer_signs_in_sees_the_audit_log_no_action_buttons_and_a_customer_p
             .await
             .contains("essentials")
     );
+    // A viewer is shown no customer action.
+    let actions = client
+        .find(Locator::Css("#customer-actions"))
+        .await
+        .unwrap();
+    assert!(!actions.is_displayed().await.unwrap());
     screenshot(&client, "mingus-dashboard-customer.png").await;
     client.close().await.unwrap();
 }
