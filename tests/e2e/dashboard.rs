@@ -1,6 +1,6 @@
 //! The operator dashboard in a real headless Chromium, driven over WebDriver (chromedriver): sign in with
 //! the admin token, find a dead job, press Retry, watch it succeed; find a failed Stripe event, read its
-//! payload and error, press Replay, watch it processed.
+//! payload and error, press Replay, watch it processed. The customer page's actions: `dashboard_customer`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -544,6 +544,12 @@ async fn a_viewer_signs_in_sees_the_audit_log_no_action_buttons_and_a_customer_p
             .await
             .contains("essentials")
     );
+    // A viewer is shown no customer action.
+    let actions = client
+        .find(Locator::Css("#customer-actions"))
+        .await
+        .unwrap();
+    assert!(!actions.is_displayed().await.unwrap());
     screenshot(&client, "mingus-dashboard-customer.png").await;
     client.close().await.unwrap();
 }

@@ -6,6 +6,7 @@ mod analytics;
 mod billing_lifecycle;
 mod constraints;
 mod dashboard;
+mod dashboard_customer;
 mod deployment;
 mod email;
 mod entitlements;

@@ -68,6 +68,51 @@ pub const STRIPE_EVENTS_REPLAY: Action = Action {
     role: OpsRole::Admin,
 };
 
+// The customer page's actions (`customer_actions`): support may take them, as they act on one customer
+// whose problem is in front of them; each is idempotent and writes one audit row targeting the user id.
+pub const CUSTOMER_PROMOTION_GRANT: Action = Action {
+    name: "customer.promotion_grant",
+    method: "POST",
+    route: "/ops/customers/{id}/promotions",
+    role: OpsRole::Support,
+};
+pub const CUSTOMER_PROMOTION_REVOKE: Action = Action {
+    name: "customer.promotion_revoke",
+    method: "POST",
+    route: "/ops/customers/{id}/promotions/{feature}/revoke",
+    role: OpsRole::Support,
+};
+pub const CUSTOMER_TRIAL_EXTEND: Action = Action {
+    name: "customer.trial_extend",
+    method: "POST",
+    route: "/ops/customers/{id}/trial/extend",
+    role: OpsRole::Support,
+};
+pub const CUSTOMER_USAGE_RESET: Action = Action {
+    name: "customer.usage_reset",
+    method: "POST",
+    route: "/ops/customers/{id}/usage/{metric}/reset",
+    role: OpsRole::Support,
+};
+pub const CUSTOMER_EMAIL_RESEND: Action = Action {
+    name: "customer.email_resend",
+    method: "POST",
+    route: "/ops/customers/{id}/emails/{delivery_id}/resend",
+    role: OpsRole::Support,
+};
+pub const CUSTOMER_STRIPE_REPLAY: Action = Action {
+    name: "customer.stripe_replay",
+    method: "POST",
+    route: "/ops/customers/{id}/stripe-events/replay",
+    role: OpsRole::Support,
+};
+pub const CUSTOMER_ACCESS_RECOMPUTE: Action = Action {
+    name: "customer.access_recompute",
+    method: "POST",
+    route: "/ops/customers/{id}/access/recompute",
+    role: OpsRole::Support,
+};
+
 /// Operator management happens in `mingus-admin`, not over HTTP; its rows carry these names.
 pub const OPERATOR_CREATE: Action = Action {
     name: "operator.create",
@@ -83,7 +128,7 @@ pub const OPERATOR_DISABLE: Action = Action {
 };
 
 /// Every HTTP action (the ones the role check and the tests go through).
-pub const ALL: [Action; 8] = [
+pub const ALL: [Action; 15] = [
     QUEUE_PAUSE,
     QUEUE_RESUME,
     JOB_RETRY,
@@ -92,6 +137,13 @@ pub const ALL: [Action; 8] = [
     SCHEDULE_RUN,
     STRIPE_EVENT_REPLAY,
     STRIPE_EVENTS_REPLAY,
+    CUSTOMER_PROMOTION_GRANT,
+    CUSTOMER_PROMOTION_REVOKE,
+    CUSTOMER_TRIAL_EXTEND,
+    CUSTOMER_USAGE_RESET,
+    CUSTOMER_EMAIL_RESEND,
+    CUSTOMER_STRIPE_REPLAY,
+    CUSTOMER_ACCESS_RECOMPUTE,
 ];
 
 /// The role a request to `route` with `method` needs.

@@ -1,9 +1,9 @@
 //! Who is acting on `/ops`, and with which role.
 //!
 //! Three roles, ordered: a **viewer** reads everything and changes nothing; **support** may do what a
-//! customer's problem needs (retry one dead job, replay one Stripe event); an **admin** may do
-//! everything (pauses, deletes, bulk retries and replays, running schedules). What each action needs is
-//! written once, in [`super::actions`].
+//! customer's problem needs (retry one dead job, replay one Stripe event, the customer page's actions);
+//! an **admin** may do everything (pauses, deletes, bulk retries and replays, running schedules). What
+//! each action needs is written once, in [`super::actions`].
 
 use std::net::IpAddr;
 

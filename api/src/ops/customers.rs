@@ -1,12 +1,13 @@
-//! The customer page's JSON (issue 25, read-only so far): `GET /ops/customers?q=` finds a customer by
+//! The customer page's JSON (issue 25): `GET /ops/customers?q=` finds a customer by
 //! e-mail (exact or prefix), user id, Stripe customer, subscription or invoice/charge id;
 //! `GET /ops/customers/{id}` shows one: who they are and their tier, every subscription row, the Stripe
 //! events that concern them with the ordering guard's decision, invoices and refunds, each feature with
 //! the reason it is refused, usage against the plan's limits, API keys (metadata), the team they own,
 //! e-mails sent and suppressed, and reports.
 //!
-//! Reads only: any operator role. Actions (promotions, trial extensions, usage resets, …) come later and
-//! will go through [`super::actions`] and the audit log like the others.
+//! Also the jobs and dead letters that concern the customer ([`super::customer_jobs`]) and their
+//! promotion/admin grants. Reads: any operator role. The page's actions (promotions, trial extensions,
+//! usage resets, resends, replays, recompute) are in [`super::customer_actions`].
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -161,13 +162,34 @@ struct Invoice {
     created_at: DateTime<Utc>,
 }
 
-fn user_id(raw: &str) -> Result<Uuid, ApiError> {
+/// A `WITH` clause naming `events_of_user`: the stored Stripe events about the user `$1`'s Stripe
+/// customers or subscriptions, by the object they carry or the customer/subscription that object names.
+/// The page lists them; the customer's replay replays the failed ones.
+pub(super) const EVENTS_OF_USER: &str = "WITH ids AS (
+         SELECT customer_id AS id FROM stripe_customers WHERE user_id = $1
+         UNION SELECT stripe_customer_id FROM users WHERE id = $1 AND stripe_customer_id IS NOT NULL
+         UNION SELECT stripe_subscription_id FROM subscriptions WHERE user_id = $1 AND stripe_subscription_id IS NOT NULL),
+     events_of_user AS (
+         SELECT e.* FROM stripe_events e
+         WHERE e.object_id IN (SELECT id FROM ids)
+            OR e.payload #>> '{data,object,customer}' IN (SELECT id FROM ids)
+            OR e.payload #>> '{data,object,subscription}' IN (SELECT id FROM ids))";
+
+pub(super) fn user_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw.trim()).map_err(|_| {
         ApiError::bad_request(
             "invalid_user_id",
             "a customer is named by their user id (a UUID); search with GET /ops/customers?q=",
         )
     })
+}
+
+pub(super) fn unknown_customer(id: Uuid) -> ApiError {
+    ApiError::client(
+        StatusCode::NOT_FOUND,
+        "unknown_customer",
+        format!("no user {id}"),
+    )
 }
 
 /// `GET /ops/customers/{id}`.
@@ -186,11 +208,7 @@ pub async fn detail(
     .await
     .map_err(db_error)?;
     let Some(customer) = customer else {
-        return Err(ApiError::client(
-            StatusCode::NOT_FOUND,
-            "unknown_customer",
-            format!("no user {id}"),
-        ));
+        return Err(unknown_customer(id));
     };
     let subscriptions: Vec<Subscription> = sqlx::query_as(
         "SELECT id, plan_tier::text AS plan_tier, billing_cycle::text AS billing_cycle, status::text AS status,
@@ -203,20 +221,13 @@ pub async fn detail(
     .fetch_all(&state.db)
     .await
     .map_err(db_error)?;
-    // The events about this customer's Stripe customers or subscriptions, by the object they carry.
-    let events: Vec<Event> = sqlx::query_as(
-        "WITH ids AS (
-             SELECT customer_id AS id FROM stripe_customers WHERE user_id = $1
-             UNION SELECT stripe_customer_id FROM users WHERE id = $1 AND stripe_customer_id IS NOT NULL
-             UNION SELECT stripe_subscription_id FROM subscriptions WHERE user_id = $1 AND stripe_subscription_id IS NOT NULL)
+    let events: Vec<Event> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{EVENTS_OF_USER}
          SELECT e.id::text AS id, e.type::text AS kind, e.status::text AS status, e.created, e.received_at,
                 e.processed_at, e.order_decision::text AS order_decision, e.last_error
-         FROM stripe_events e
-         WHERE e.object_id IN (SELECT id FROM ids)
-            OR e.payload #>> '{data,object,customer}' IN (SELECT id FROM ids)
-            OR e.payload #>> '{data,object,subscription}' IN (SELECT id FROM ids)
-         ORDER BY coalesce(e.created, e.received_at) DESC, e.id LIMIT $2",
-    )
+         FROM events_of_user e
+         ORDER BY coalesce(e.created, e.received_at) DESC, e.id LIMIT $2"
+    )))
     .bind(id)
     .bind(HISTORY_LIMIT)
     .fetch_all(&state.db)
@@ -234,6 +245,7 @@ pub async fn detail(
     .map_err(db_error)?;
     let (features, usage) = access(&state, id).await?;
     let more = related(&state, id).await?;
+    let work = super::customer_jobs::of_customer(&state, id).await?;
     Ok(Json(json!({
         "customer": customer,
         "tier": features.first().map(|f| f["tier"].clone()).unwrap_or(Value::Null),
@@ -247,6 +259,9 @@ pub async fn detail(
         "emails": more.emails,
         "email_suppressions": more.suppressions,
         "reports": more.reports,
+        "grants": more.grants,
+        "jobs": work["jobs"],
+        "dead_letters": work["dead_letters"],
     })))
 }
 
@@ -259,6 +274,8 @@ struct Related {
     emails: Vec<Value>,
     suppressions: Vec<Value>,
     reports: Vec<Value>,
+    /// Promotion and admin grants (what the page can revoke).
+    grants: Vec<Value>,
 }
 
 async fn related(state: &AppState, id: Uuid) -> Result<Related, ApiError> {
@@ -268,7 +285,7 @@ async fn related(state: &AppState, id: Uuid) -> Result<Related, ApiError> {
             .bind(HISTORY_LIMIT)
             .fetch_all(&state.db)
     };
-    let (api_keys, team, emails, suppressions, reports) = tokio::try_join!(
+    let (api_keys, team, emails, suppressions, reports, grants) = tokio::try_join!(
         rows(
             "SELECT jsonb_build_object('id', id, 'name', key_name, 'prefix', key_prefix, 'permissions', permissions,
                                        'active', is_active, 'created_at', created_at, 'last_used_at', last_used_at,
@@ -283,7 +300,7 @@ async fn related(state: &AppState, id: Uuid) -> Result<Related, ApiError> {
         rows(
             "SELECT jsonb_build_object('id', id, 'template', template, 'recipient', recipient, 'status', status,
                                        'attempts', attempts, 'last_error', last_error, 'scheduled_for', scheduled_for,
-                                       'sent_at', sent_at, 'created_at', created_at)
+                                       'sent_at', sent_at, 'created_at', created_at, 'resent_from', resent_from)
              FROM email_deliveries WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"
         ),
         rows(
@@ -296,6 +313,12 @@ async fn related(state: &AppState, id: Uuid) -> Result<Related, ApiError> {
                                        'period_end', period_end, 'created_at', created_at, 'finished_at', finished_at)
              FROM reports WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"
         ),
+        rows(
+            "SELECT jsonb_build_object('feature', feature_name, 'access_level', access_level,
+                                       'granted_by', granted_by, 'granted_at', granted_at, 'expires_at', expires_at)
+             FROM feature_access WHERE user_id = $1 AND granted_by <> 'subscription'
+             ORDER BY granted_at DESC LIMIT $2"
+        ),
     )
     .map_err(db_error)?;
     Ok(Related {
@@ -304,6 +327,7 @@ async fn related(state: &AppState, id: Uuid) -> Result<Related, ApiError> {
         emails,
         suppressions,
         reports,
+        grants,
     })
 }
 

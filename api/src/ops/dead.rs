@@ -37,7 +37,7 @@ pub struct DeadQuery {
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
-struct DeadItem {
+pub(super) struct DeadItem {
     job_id: Uuid,
     queue: String,
     kind: String,
@@ -48,6 +48,26 @@ struct DeadItem {
     enqueued_at: DateTime<Utc>,
     died_at: DateTime<Utc>,
     summary: Option<String>,
+}
+
+const DEAD_COLUMNS: &str =
+    "job_id, queue, kind, attempts, max_attempts, generation, last_error, enqueued_at, died_at,
+     args->>'summary' AS summary";
+
+/// The open dead letters of `job_ids`, most recent first, at most `limit` (the customer page's).
+pub(super) async fn open_letters_of(
+    db: &sqlx::PgPool,
+    job_ids: &[Uuid],
+    limit: i64,
+) -> Result<Vec<DeadItem>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {DEAD_COLUMNS} FROM job_dead_letters
+         WHERE retried_at IS NULL AND job_id = ANY($1) ORDER BY died_at DESC, job_id LIMIT $2"
+    )))
+    .bind(job_ids)
+    .bind(limit)
+    .fetch_all(db)
+    .await
 }
 
 fn filters(
@@ -73,13 +93,11 @@ pub async fn list(
     let params = query(params)?;
     let (page, per_page) = pagination(params.page.as_deref(), params.per_page.as_deref())?;
     let (queue, kind) = filters(params.queue.as_deref(), params.kind.as_deref())?;
-    let items: Vec<DeadItem> = sqlx::query_as(
-        "SELECT job_id, queue, kind, attempts, max_attempts, generation, last_error, enqueued_at, died_at,
-                args->>'summary' AS summary
-         FROM job_dead_letters
+    let items: Vec<DeadItem> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {DEAD_COLUMNS} FROM job_dead_letters
          WHERE retried_at IS NULL AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2)
-         ORDER BY died_at DESC, job_id LIMIT $3 OFFSET $4",
-    )
+         ORDER BY died_at DESC, job_id LIMIT $3 OFFSET $4"
+    )))
     .bind(queue)
     .bind(kind)
     .bind(per_page + 1)

@@ -127,6 +127,26 @@ pub async fn search(
     Ok(Json(super::paged(items, page, per_page)))
 }
 
+/// The executions of `job_ids`, newest first, at most `limit` (the customer page's jobs).
+pub(super) async fn runs_of(
+    db: &sqlx::PgPool,
+    job_ids: &[Uuid],
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM job_runs WHERE job_id = ANY($1) ORDER BY finished_at DESC, id DESC LIMIT $2"
+    );
+    let mut runs: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(job_ids)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    for run in &mut runs {
+        run.generation = generation_of(&run.task_id, run.job_id);
+    }
+    Ok(runs)
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct DeadRow {
     queue: String,

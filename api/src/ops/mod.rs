@@ -10,6 +10,8 @@ pub mod actor;
 pub(crate) mod audit;
 pub mod auth;
 mod business;
+mod customer_actions;
+mod customer_jobs;
 mod customers;
 mod dashboard;
 mod db;
@@ -70,6 +72,34 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ops/business/metrics", get(business::metrics))
         .route("/ops/customers", get(customers::search))
         .route("/ops/customers/{id}", get(customers::detail))
+        .route(
+            "/ops/customers/{id}/promotions",
+            post(customer_actions::grant),
+        )
+        .route(
+            "/ops/customers/{id}/promotions/{feature}/revoke",
+            post(customer_actions::revoke),
+        )
+        .route(
+            "/ops/customers/{id}/trial/extend",
+            post(customer_actions::extend),
+        )
+        .route(
+            "/ops/customers/{id}/usage/{metric}/reset",
+            post(customer_actions::reset),
+        )
+        .route(
+            "/ops/customers/{id}/emails/{delivery_id}/resend",
+            post(customer_actions::resend),
+        )
+        .route(
+            "/ops/customers/{id}/stripe-events/replay",
+            post(customer_actions::replay),
+        )
+        .route(
+            "/ops/customers/{id}/access/recompute",
+            post(customer_actions::recompute),
+        )
         .route("/ops/audit/export", get(audit::export))
         .route("/ops/schedules", get(schedules::list))
         .route("/ops/schedules/{name}/run", post(schedules::run))

@@ -1,6 +1,7 @@
 //! The operator API `/ops` and `/metrics` end to end, and the helpers its tests share.
 
 mod auth;
+mod customer_actions;
 mod customers;
 mod dead;
 mod operators;

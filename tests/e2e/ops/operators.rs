@@ -290,7 +290,12 @@ async fn every_action_leaves_exactly_one_audit_row_naming_its_actor() {
         }
         done.insert(action);
     }
-    let every: BTreeSet<&str> = actions::ALL.iter().map(|a| a.name).collect();
+    // The customer page's actions have their own tour (`customer_actions`).
+    let every: BTreeSet<&str> = actions::ALL
+        .iter()
+        .filter(|a| !a.route.starts_with("/ops/customers/"))
+        .map(|a| a.name)
+        .collect();
     assert_eq!(done, every, "every /ops action is covered");
 
     // Refused requests write nothing: a conflict, an unknown target, bad input.

@@ -373,9 +373,11 @@ function renderCustomer(page) {
   fill(document.querySelector("#customer-invoices tbody"), page.invoices.map((i) => el("tr", {},
     el("td", {}, fmtTime(i.created_at)), el("td", { class: "mono" }, i.transaction_id ?? "—"),
     el("td", { class: "num" }, `${i.amount} ${i.currency}`), el("td", {}, pill(i.status)))));
-  fill(document.querySelector("#customer-emails tbody"), page.emails.map((m) => el("tr", {},
-    el("td", {}, fmtTime(m.created_at)), el("td", {}, m.template), el("td", {}, pill(m.status)),
-    el("td", { class: "error" }, m.last_error ?? ""))));
+  fill(document.querySelector("#customer-emails tbody"), page.emails.map((m) => el("tr", { "data-delivery-id": m.id },
+    el("td", {}, fmtTime(m.created_at)), el("td", {}, m.resent_from ? `${m.template} (resend)` : m.template),
+    el("td", {}, pill(m.status)), el("td", { class: "error" }, m.last_error ?? ""),
+    el("td", {}, m.status === "sent" || m.status === "failed"
+      ? el("button", { type: "button", class: "small", "data-action": "cx-resend", "data-delivery-id": m.id }, "Resend…") : ""))));
   document.getElementById("customer-suppressions").textContent = page.email_suppressions.length
     ? `Suppressed: ${page.email_suppressions.map((x) => `${x.category} (${x.source})`).join(", ")}` : "";
   const other = [
@@ -384,7 +386,92 @@ function renderCustomer(page) {
     ...page.reports.map((r) => ["Report", `${r.kind} ${r.period_start} → ${r.period_end}`, r.status, r.created_at])];
   fill(document.querySelector("#customer-other tbody"), other.map(([what, name, status, at]) => el("tr", {},
     el("td", {}, what), el("td", {}, name), el("td", {}, pill(status)), el("td", {}, fmtTime(at)))));
+  renderCustomerWork(page);
+  renderCustomerActions(page);
   document.getElementById("customer-detail").hidden = false;
+}
+
+function renderCustomerWork(page) {
+  fill(document.querySelector("#customer-jobs tbody"), page.jobs.map((j) => el("tr", {},
+    el("td", {}, fmtTime(j.finished_at)), el("td", {}, jobLink(j.job_id)), el("td", {}, j.kind),
+    el("td", {}, pill(j.status)), el("td", { class: "error" }, j.error ?? ""))));
+  fill(document.querySelector("#customer-dead tbody"), page.dead_letters.map((d) => el("tr", {},
+    el("td", {}, fmtTime(d.died_at)), el("td", {}, jobLink(d.job_id)), el("td", {}, d.kind),
+    el("td", { class: "error" }, d.last_error))));
+}
+
+// The customer's local trial (no Stripe subscription): the only kind the page extends.
+function localTrial(page) {
+  return page.subscriptions.find((s) => s.status === "trial" && !s.stripe_subscription_id);
+}
+
+function renderCustomerActions(page) {
+  state.customer = page;
+  hideConfirm();
+  const select = document.querySelector("#promotion-form select[name=feature]");
+  const chosen = select.value;
+  select.replaceChildren(...page.features.map((f) => el("option", { value: f.feature }, f.feature)));
+  if (chosen) select.value = chosen;
+  fill(document.querySelector("#customer-grants tbody"), page.grants.map((g) => el("tr", { "data-feature": g.feature },
+    el("td", { class: "name" }, g.feature), el("td", {}, g.access_level), el("td", {}, g.granted_by),
+    el("td", {}, g.expires_at ? fmtTime(g.expires_at) : "never"),
+    el("td", {}, el("button", { type: "button", class: "small", "data-action": "cx-revoke", "data-feature": g.feature }, "Revoke…")))));
+  fill(document.querySelector("#customer-usage tbody"), page.usage.filter((u) => u.kind === "per_period").map((u) =>
+    el("tr", { "data-metric": u.metric },
+      el("td", { class: "name" }, u.metric), el("td", { class: "num" }, u.usage ?? 0), el("td", { class: "num" }, u.limit ?? "∞"),
+      el("td", {}, u.resets_at ? fmtTime(u.resets_at) : "—"),
+      el("td", {}, u.usage ? el("button", { type: "button", class: "small", "data-action": "cx-reset", "data-metric": u.metric }, "Reset…") : ""))));
+  const trial = localTrial(page);
+  document.querySelector("#trial-form button").disabled = !trial;
+  document.getElementById("trial-note").textContent = trial
+    ? `trial ends ${fmtTime(trial.trial_end ?? trial.current_period_end)}`
+    : "no local trial (Stripe-managed trials are extended in Stripe)";
+}
+
+// Customer actions: a button or form only prepares the request and says what it will do; the POST goes
+// out when the operator presses Confirm.
+function askConfirm(text, path, body) {
+  state.pending = { text, path, body };
+  document.getElementById("customer-confirm-text").textContent = text;
+  const box = document.getElementById("customer-confirm");
+  box.hidden = false;
+  box.scrollIntoView({ behavior: "smooth", block: "center" });
+}
+
+function hideConfirm() {
+  state.pending = null;
+  document.getElementById("customer-confirm").hidden = true;
+}
+
+function customerPath(suffix) {
+  return `/ops/customers/${encodeURIComponent(state.customer.customer.id)}${suffix}`;
+}
+
+async function confirmCustomerAction() {
+  const pending = state.pending;
+  hideConfirm();
+  if (!pending) return;
+  const result = await api("POST", pending.path, pending.body);
+  flash(result.changed ? `Done: ${pending.text}` : `Nothing to change: ${pending.text}`);
+  renderCustomer(await api("GET", customerPath("")));
+}
+
+function prepareCustomerAction(action, button) {
+  const who = state.customer.customer.email;
+  if (action === "cx-revoke") {
+    const feature = button.dataset.feature;
+    askConfirm(`Revoke the ${feature} grant of ${who}?`, customerPath(`/promotions/${encodeURIComponent(feature)}/revoke`));
+  } else if (action === "cx-reset") {
+    const metric = button.dataset.metric;
+    askConfirm(`Reset ${metric} of ${who} to 0 for this period?`, customerPath(`/usage/${encodeURIComponent(metric)}/reset`));
+  } else if (action === "cx-resend") {
+    askConfirm(`Resend e-mail ${short(button.dataset.deliveryId)} to ${who}?`,
+      customerPath(`/emails/${encodeURIComponent(button.dataset.deliveryId)}/resend`));
+  } else if (action === "cx-replay") {
+    askConfirm(`Replay the failed Stripe events of ${who}?`, customerPath("/stripe-events/replay"));
+  } else if (action === "cx-recompute") {
+    askConfirm(`Recompute the feature access of ${who}?`, customerPath("/access/recompute"));
+  }
 }
 
 function compact(value) { return value === null || value === undefined ? "—" : JSON.stringify(value); }
@@ -482,6 +569,15 @@ async function act(button) {
       return;
     } else if (action === "close-customer") {
       document.getElementById("customer-detail").hidden = true;
+      hideConfirm();
+      return;
+    } else if (action === "cx-cancel") {
+      hideConfirm();
+      return;
+    } else if (action === "cx-confirm") {
+      await confirmCustomerAction();
+    } else if (action.startsWith("cx-")) {
+      prepareCustomerAction(action, button);
       return;
     } else if (action === "run-schedule") {
       await api("POST", `/ops/schedules/${encodeURIComponent(button.dataset.schedule)}/run`);
@@ -524,6 +620,25 @@ document.addEventListener("DOMContentLoaded", () => {
     const q = String(new FormData(event.target).get("q") || "").trim();
     try { renderCustomers(await api("GET", `/ops/customers?q=${encodeURIComponent(q)}`)); }
     catch (e) { flash(e.message, true); }
+  });
+  document.getElementById("promotion-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const feature = String(form.get("feature") || ""), level = String(form.get("access_level") || "");
+    const day = String(form.get("expires") || "");
+    if (!state.customer || !feature || !day) return;
+    // The promotion ends at the end of the chosen day, UTC.
+    const expires = `${day}T23:59:59Z`;
+    askConfirm(`Grant ${feature} at ${level} to ${state.customer.customer.email} until ${day} (UTC)?`,
+      customerPath("/promotions"), { feature, access_level: level, expires_at: expires });
+  });
+  document.getElementById("trial-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const trial = state.customer && localTrial(state.customer);
+    if (!trial) return;
+    const days = Number(new FormData(event.target).get("days"));
+    askConfirm(`Extend the trial of ${state.customer.customer.email} by ${days} day(s)?`, customerPath("/trial/extend"),
+      { subscription_id: trial.id, days, expected_trial_end: trial.trial_end ?? trial.current_period_end });
   });
   const match = /^#job=([0-9a-f-]{36})$/i.exec(window.location.hash);
   if (match) state.detail = match[1];

@@ -1,0 +1,1 @@
+ALTER TABLE email_deliveries DROP COLUMN IF EXISTS resent_from;
