@@ -1,7 +1,8 @@
 //! The customer page's JSON (issue 25): `GET /ops/customers?q=` finds a customer by
 //! e-mail (exact or prefix), user id, Stripe customer, subscription or invoice/charge id;
-//! `GET /ops/customers/{id}` shows one: who they are and their tier, every subscription row, the Stripe
-//! events that concern them with the ordering guard's decision, invoices and refunds, each feature with
+//! `GET /ops/customers/{id}` shows one: who they are and their tier, every subscription row, the
+//! timeline of their subscriptions' changes (`subscription_changes`: Stripe events, sweeps, local
+//! writes, with the guard's decision for Stripe ones), the Stripe events that concern them with the ordering guard's decision, invoices and refunds, each feature with
 //! the reason it is refused, usage against the plan's limits, API keys (metadata), the team they own,
 //! e-mails sent and suppressed, and reports.
 //!
@@ -150,6 +151,24 @@ struct Event {
     last_error: Option<String>,
 }
 
+/// One row of the subscription timeline (`subscription_changes`): what changed, when, by whom
+/// (`stripe:<event>`, `sweep:<transition>`, `local`, `reconstructed`), and for a Stripe change the
+/// ordering guard's decision about its event.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+struct Change {
+    subscription_id: Uuid,
+    changed_at: DateTime<Utc>,
+    status: String,
+    stripe_status: Option<String>,
+    plan_tier: String,
+    billing_cycle: String,
+    plan_price: String,
+    currency: String,
+    cancel_at_period_end: bool,
+    source: String,
+    order_decision: Option<String>,
+}
+
 #[derive(Debug, Serialize, sqlx::FromRow)]
 struct Invoice {
     id: Uuid,
@@ -233,6 +252,20 @@ pub async fn detail(
     .fetch_all(&state.db)
     .await
     .map_err(db_error)?;
+    let timeline: Vec<Change> = sqlx::query_as(
+        "SELECT c.subscription_id, c.changed_at, c.status::text AS status, c.stripe_status::text AS stripe_status,
+                c.plan_tier::text AS plan_tier, c.billing_cycle::text AS billing_cycle,
+                c.plan_price::text AS plan_price, c.currency::text AS currency, c.cancel_at_period_end,
+                c.source::text AS source, e.order_decision::text AS order_decision
+         FROM subscription_changes c
+         LEFT JOIN stripe_events e ON c.source LIKE 'stripe:%' AND e.id = substr(c.source, 8)
+         WHERE c.user_id = $1 ORDER BY c.changed_at DESC, c.id DESC LIMIT $2",
+    )
+    .bind(id)
+    .bind(HISTORY_LIMIT)
+    .fetch_all(&state.db)
+    .await
+    .map_err(db_error)?;
     let invoices: Vec<Invoice> = sqlx::query_as(
         "SELECT id, subscription_id, amount::text AS amount, currency::text AS currency, status::text AS status,
                 transaction_id::text AS transaction_id, invoice_url::text AS invoice_url, created_at
@@ -250,6 +283,7 @@ pub async fn detail(
         "customer": customer,
         "tier": features.first().map(|f| f["tier"].clone()).unwrap_or(Value::Null),
         "subscriptions": subscriptions,
+        "timeline": timeline,
         "stripe_events": events,
         "invoices": invoices,
         "features": features,

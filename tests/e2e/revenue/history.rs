@@ -297,3 +297,68 @@ async fn subscriptions_older_than_the_history_get_one_reconstructed_from_their_r
     assert_eq!(env_rows(ids[3]).await, [s(0, "active"), s(60, "cancelled")]);
     assert_eq!(env_rows(ids[4]).await, [s(3, "trial")]);
 }
+
+#[tokio::test]
+async fn the_customer_page_shows_the_timeline_with_who_made_each_change() {
+    use secrecy::ExposeSecret;
+    let app = mingus_tests::TestApp::spawn().await;
+    let pool = &app.db.pool;
+    let user = Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, email) VALUES ($1, 'timeline@example.com')")
+        .bind(user)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO subscriptions (user_id, plan_tier, plan_price, billing_cycle, status, current_period_start,
+             current_period_end, trial_start, trial_end, created_at)
+         VALUES ($1, 'essentials', 10, 'monthly', 'trial', $2, $3, $2, $3, $2)",
+    )
+    .bind(user)
+    .bind(at(T))
+    .bind(at(T + 14 * DAY))
+    .execute(pool)
+    .await
+    .unwrap();
+    run_trial_expiry(pool, at(T + 15 * DAY)).await.unwrap();
+
+    let token = app.config.admin_token.as_ref().unwrap().expose_secret();
+    let page: serde_json::Value = app
+        .client
+        .get(app.url(&format!("/ops/customers/{user}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let timeline = page["timeline"].as_array().expect("a timeline");
+    let seen: Vec<(&str, &str, &str)> = timeline
+        .iter()
+        .map(|t| {
+            (
+                t["status"].as_str().unwrap(),
+                t["source"].as_str().unwrap(),
+                t["plan_tier"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("cancelled", "sweep:trial_ended", "essentials"),
+            ("trial", "local", "essentials")
+        ],
+        "newest first"
+    );
+    assert_eq!(
+        timeline[0]["changed_at"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
+        at(T + 14 * DAY)
+    );
+    assert_eq!(timeline[0]["order_decision"], serde_json::Value::Null);
+}

@@ -367,6 +367,11 @@ function renderCustomer(page) {
     el("td", { title: s.stripe_subscription_id ?? "" }, s.stripe_status ?? "—"),
     el("td", {}, `${fmtTime(s.current_period_start)} → ${fmtTime(s.current_period_end)}`),
     el("td", {}, s.trial_end ? fmtTime(s.trial_end) : "—"), el("td", {}, s.cancelled_at ? fmtTime(s.cancelled_at) : "—"))));
+  fill(document.querySelector("#customer-timeline tbody"), page.timeline.map((t) => el("tr", { "data-source": t.source },
+    el("td", {}, fmtTime(t.changed_at)), el("td", { class: "mono", title: t.subscription_id }, t.subscription_id.slice(0, 8)),
+    el("td", {}, pill(t.status), t.stripe_status ? ` ${t.stripe_status}` : "", t.cancel_at_period_end ? " · cancels at period end" : ""),
+    el("td", {}, `${t.plan_tier} ${t.billing_cycle} ${t.plan_price} ${t.currency}`),
+    el("td", { class: "mono" }, t.source), el("td", {}, t.order_decision ?? ""))));
   fill(document.querySelector("#customer-events tbody"), page.stripe_events.map((e) => el("tr", {},
     el("td", {}, fmtTime(e.created ?? e.received_at)), el("td", {}, eventLink(e.id)), el("td", {}, e.type),
     el("td", {}, pill(e.status)), el("td", {}, e.order_decision ?? ""), el("td", { class: "error" }, e.last_error ?? ""))));
