@@ -2,6 +2,7 @@
 //! annual renewal reminders, period-end cancellations, past-due grace and its end — each change once,
 //! however often a sweep runs — and how they meet Stripe's own events.
 
+mod grants;
 mod renewals;
 
 use chrono::{DateTime, Utc};
@@ -167,7 +168,7 @@ async fn a_local_trial_is_reminded_once_three_days_ahead_and_ends_at_trial_end()
     );
     let reminded = TrialSweepReport {
         reminders: 1,
-        expired: 0,
+        ..TrialSweepReport::default()
     };
     assert_eq!(run_trial_expiry(pool, at(T - DAY)).await.unwrap(), reminded);
     assert_eq!(
@@ -186,8 +187,8 @@ async fn a_local_trial_is_reminded_once_three_days_ahead_and_ends_at_trial_end()
         none
     );
     let expired = TrialSweepReport {
-        reminders: 0,
         expired: 1,
+        ..TrialSweepReport::default()
     };
     assert_eq!(
         run_trial_expiry(pool, at(T + 2 * DAY + 300)).await.unwrap(),

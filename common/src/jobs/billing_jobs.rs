@@ -9,7 +9,8 @@ use super::{Backoff, Job, JobSpec};
 use crate::queue::Queue;
 
 /// Trials: reminders three days before `trial_end`; trials without a Stripe subscription end at
-/// `trial_end` (`cancelled`, access recomputed).
+/// `trial_end` (`cancelled`, access recomputed); expired promotion and admin grants end too (access
+/// recomputed: the tier's grant takes the feature back).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrialExpirySweep {}

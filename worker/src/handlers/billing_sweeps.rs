@@ -28,6 +28,9 @@ const MAX_PAGES: usize = 100;
 pub struct TrialSweepReport {
     pub reminders: usize,
     pub expired: usize,
+    /// Users whose promotion or admin grants expired and whose access was recomputed (the tier's grant
+    /// takes the feature back).
+    pub grants_ended: usize,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -269,7 +272,8 @@ async fn remind(
 /// Trials: a reminder three days before `trial_end` (the key Stripe's `trial_will_end` uses too, so
 /// Stripe-backed trials get one), and trials without a Stripe subscription end at `trial_end`. Trials
 /// Stripe backs are Stripe's to convert, cancel or pause; their access ends at `trial_end` until it says.
-/// Evicts no cached entitlements (tools and tests; the sweep job evicts with its worker's Redis).
+/// Promotions and admin grants that expired give their features back to the tier (their users' access
+/// is recomputed). Evicts no cached entitlements (tools and tests; the sweep job evicts with its worker's Redis).
 pub async fn run_trial_expiry(
     db: &PgPool,
     now: DateTime<Utc>,
@@ -298,7 +302,46 @@ async fn trial_expiry(
     )
     .await?;
     let expired = run(db, &TRIAL_ENDED, now, 0.0, evictor).await?;
-    Ok(TrialSweepReport { reminders, expired })
+    let grants_ended = grants_ended(db, now, evictor).await?;
+    Ok(TrialSweepReport {
+        reminders,
+        expired,
+        grants_ended,
+    })
+}
+
+/// Promotions and admin grants end like trials: each user with one that expired gets their access
+/// recomputed, which deletes the expired grant and gives the feature back to their tier (migration …120).
+async fn grants_ended(
+    db: &PgPool,
+    now: DateTime<Utc>,
+    evictor: Option<&Evictor>,
+) -> Result<usize, sqlx::Error> {
+    let mut ended = 0;
+    for _ in 0..MAX_PAGES {
+        // Each recompute deletes the user's expired grants, so the next page starts afresh.
+        let users: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT user_id FROM feature_access
+             WHERE granted_by <> 'subscription' AND expires_at <= $1 LIMIT $2",
+        )
+        .bind(now)
+        .bind(PAGE)
+        .fetch_all(db)
+        .await?;
+        for user_id in &users {
+            let mut tx = db.begin().await?;
+            access::recompute(&mut tx, *user_id, now).await?;
+            tx.commit().await?;
+            if let Some(evictor) = evictor {
+                evictor.after_commit(&[*user_id]);
+            }
+            ended += 1;
+        }
+        if (users.len() as i64) < PAGE {
+            break;
+        }
+    }
+    Ok(ended)
 }
 
 /// Renewals, in this order: annual renewal reminders 7 days ahead; `cancel_at_period_end`

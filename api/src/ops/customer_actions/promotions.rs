@@ -1,13 +1,13 @@
 //! Granting a feature to a customer for a while (`granted_by = 'promotion'`), and revoking it.
 //!
 //! A promotion is a `feature_access` row: it wins the `(user_id, feature_name)` row over a
-//! subscription grant (the recompute never touches it) and lifts the feature's metric while it is in
-//! force. Revoking deletes a promotion or admin row and recomputes the user's subscription grants in the
+//! subscription grant (the recompute leaves it alone while it is in force) and lifts the feature's
+//! metric while it is in force. Revoking deletes a promotion or admin row and recomputes the user's subscription grants in the
 //! same transaction, so a feature the tier includes comes back at the tier's level.
 //!
-//! A promotion over a feature the plan includes must raise its level (else 409 `already_included`):
-//! when a promotion expires its row stays (the recompute never touches it), so the tier's grant of that
-//! feature returns only when the promotion is revoked.
+//! A promotion over a feature the plan includes must raise its level (else 409 `already_included`: it
+//! would change nothing). Once expired, the trial sweep's recompute deletes it and the tier's grant of
+//! the feature returns (migration …120).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
