@@ -13,6 +13,8 @@ use uuid::Uuid;
 use crate::stripe_processing::{DAY, T, at, customer_of_new_user, send_sub};
 
 type Row = (DateTime<Utc>, String, String, String);
+/// A subscription written before the history existed: status, trial (start, end day), ended_at day.
+type OldSubscription = (&'static str, Option<(i64, i64)>, Option<i64>);
 
 async fn changes(env: &JobEnv, subscription: Uuid) -> Vec<Row> {
     sqlx::query_as(
@@ -241,8 +243,7 @@ async fn subscriptions_older_than_the_history_get_one_reconstructed_from_their_r
         .execute(pool)
         .await
         .unwrap();
-    // (status, trial (start, end), ended_at)
-    let kinds: [(&str, Option<(i64, i64)>, Option<i64>); 5] = [
+    let kinds: [OldSubscription; 5] = [
         ("active", None, None),
         ("active", Some((0, 14)), None),
         ("cancelled", Some((0, 14)), Some(14)),
