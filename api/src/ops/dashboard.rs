@@ -21,6 +21,7 @@ const BUSINESS: &str = include_str!("assets/business.html");
 const BUSINESS_SCRIPT: &str = include_str!("assets/business.js");
 const BUSINESS_STYLE: &str = include_str!("assets/business.css");
 const SCRIPT: &str = include_str!("assets/ops.js");
+const CUSTOMER_SCRIPT: &str = include_str!("assets/customers.js");
 const STYLE: &str = include_str!("assets/ops.css");
 
 /// Scripts and styles only from our own files; no framing; forms post only to us.
@@ -96,6 +97,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
         "ops.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "ops.css" => (STYLE, "text/css; charset=utf-8"),
+        "customers.js" => (CUSTOMER_SCRIPT, "text/javascript; charset=utf-8"),
         "business.js" => (BUSINESS_SCRIPT, "text/javascript; charset=utf-8"),
         "business.css" => (BUSINESS_STYLE, "text/css; charset=utf-8"),
         _ => return crate::error::ApiError::not_found("no such asset").into_response(),
