@@ -151,6 +151,21 @@ pub(crate) async fn click(client: &Client, css: &str) {
     element.click().await.unwrap();
 }
 
+/// Searches the customer panel for `q` and opens `user`'s page from the results.
+pub(crate) async fn open_customer(client: &Client, q: &str, user: Uuid) {
+    visible(client, "#customer-search input[name=q]")
+        .await
+        .send_keys(q)
+        .await
+        .unwrap();
+    click(client, "#customer-search button[type=submit]").await;
+    click(
+        client,
+        &format!(r#"#customers a[data-customer-id="{user}"]"#),
+    )
+    .await;
+}
+
 /// Signs in with the admin token and waits for the dashboard.
 pub(crate) async fn sign_in(client: &Client, app: &TestApp) {
     client.goto(&app.url("/ops")).await.unwrap();
@@ -518,17 +533,7 @@ async fn a_viewer_signs_in_sees_the_audit_log_no_action_buttons_and_a_customer_p
         .execute(&app.db.pool)
         .await
         .unwrap();
-    visible(&client, "#customer-search input[name=q]")
-        .await
-        .send_keys("dash.cus")
-        .await
-        .unwrap();
-    click(&client, "#customer-search button[type=submit]").await;
-    click(
-        &client,
-        &format!(r#"#customers a[data-customer-id="{user}"]"#),
-    )
-    .await;
+    open_customer(&client, "dash.cus", user).await;
     let refused = visible(
         &client,
         r#"#customer-features tr[data-feature="custom_reports"]"#,

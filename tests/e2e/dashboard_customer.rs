@@ -6,7 +6,7 @@ use mingus_tests::wait::count;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::dashboard::{Driver, click, screenshot, sign_in, text_of, visible};
+use crate::dashboard::{Driver, click, open_customer, screenshot, sign_in, text_of, visible};
 
 #[tokio::test]
 async fn an_operator_grants_a_promotion_from_the_customer_page_only_after_confirming() {
@@ -26,17 +26,7 @@ async fn an_operator_grants_a_promotion_from_the_customer_page_only_after_confir
     let driver = Driver::start();
     let client = driver.browser().await;
     sign_in(&client, &app).await;
-    visible(&client, "#customer-search input[name=q]")
-        .await
-        .send_keys("promo.cus")
-        .await
-        .unwrap();
-    click(&client, "#customer-search button[type=submit]").await;
-    click(
-        &client,
-        &format!(r#"#customers a[data-customer-id="{user}"]"#),
-    )
-    .await;
+    open_customer(&client, "promo.cus", user).await;
     visible(&client, "#promotion-form select[name=feature]")
         .await
         .select_by_value("custom_reports")

@@ -20,6 +20,7 @@ const LOGIN: &str = include_str!("assets/login.html");
 const BUSINESS: &str = include_str!("assets/business.html");
 const BUSINESS_SCRIPT: &str = include_str!("assets/business.js");
 const BUSINESS_STYLE: &str = include_str!("assets/business.css");
+const DOM_SCRIPT: &str = include_str!("assets/dom.js");
 const SCRIPT: &str = include_str!("assets/ops.js");
 const CUSTOMER_SCRIPT: &str = include_str!("assets/customers.js");
 const STYLE: &str = include_str!("assets/ops.css");
@@ -95,6 +96,7 @@ pub fn disabled_page() -> Response {
 /// `GET /ops/assets/{file}`.
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
+        "dom.js" => (DOM_SCRIPT, "text/javascript; charset=utf-8"),
         "ops.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "ops.css" => (STYLE, "text/css; charset=utf-8"),
         "customers.js" => (CUSTOMER_SCRIPT, "text/javascript; charset=utf-8"),

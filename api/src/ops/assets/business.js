@@ -1,26 +1,12 @@
 // Mingus Jobs business page: reads /ops/business/metrics once (the facts change nightly) and draws
 // SVG charts with plain DOM calls (text only: never innerHTML with data).
 "use strict";
+// el() and niceCeiling() come from dom.js, loaded first.
 
 const NS = "http://www.w3.org/2000/svg";
 const MOVES = [["new", "New"], ["expansion", "Expansion"], ["reactivation", "Reactivation"],
   ["contraction", "Contraction"], ["churn", "Churn"]];
 const TIERS = [["essentials", "Essentials"], ["professional", "Professional"], ["executive", "Executive"]];
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-")) node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 function svg(tag, attrs, text) {
   const node = document.createElementNS(NS, tag);
@@ -32,12 +18,6 @@ function svg(tag, attrs, text) {
 const money = (n, currency) => new Intl.NumberFormat(undefined, { style: "currency", currency, maximumFractionDigits: 0 }).format(n);
 const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
 const month = (d) => d.slice(0, 7);
-
-function niceCeiling(n) {
-  if (n <= 0) return 1;
-  const power = Math.pow(10, Math.floor(Math.log10(n)));
-  return [1, 2, 5, 10].map((f) => f * power).find((v) => v >= n);
-}
 
 // A frame with a y axis from `min` to `max`; returns the root and a y() mapping.
 function frame(min, max, format) {

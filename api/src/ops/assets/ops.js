@@ -2,6 +2,7 @@
 // calls (text only: never innerHTML with data). Changes send the x-mingus-ops header the server requires
 // of cookie sessions.
 "use strict";
+// el() and niceCeiling() come from dom.js, loaded first.
 
 const POLL_MS = 2000;
 // The database panel reads catalog statistics: every 10 s is plenty.
@@ -11,21 +12,6 @@ const state = { detail: null, event: null, eventPending: false, search: { q: "",
 const STRIPE_EVENTS_PATH = "/ops/stripe-events?status=failed,unparseable,quarantined&per_page=25";
 const PROTECTED = ["unparseable", "quarantined"];
 const EVENT_STATUSES = ["received", "processed", "ignored", "failed", "unparseable", "quarantined"];
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-")) node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 async function api(method, path, body) {
   const options = { method, credentials: "same-origin", headers: { "x-mingus-ops": "1", "accept": "application/json" } };
@@ -109,12 +95,6 @@ function renderQueues(data) {
   document.getElementById("total-per_minute").textContent = totals.per_minute.toFixed(1);
   const rate = totals.processed ? (totals.failed / totals.processed) * 100 : 0;
   document.getElementById("total-failure_rate").textContent = `${rate.toFixed(1)}%`;
-}
-
-// The smallest of 1, 2, 5 × 10^k not below n, so the axis reads in round numbers.
-function niceCeiling(n) {
-  const power = Math.pow(10, Math.floor(Math.log10(n)));
-  return [1, 2, 5, 10].map((f) => f * power).find((v) => v >= n);
 }
 
 function renderChart(stats) {
