@@ -78,6 +78,28 @@ struct Month {
     trial_starts: i64,
     trial_conversions: i64,
     trial_losses: i64,
+    /// The month's rates (definitions in the revenue README), `None` where the base is 0.
+    #[sqlx(skip)]
+    logo_churn: Option<f64>,
+    #[sqlx(skip)]
+    revenue_churn: Option<f64>,
+    #[sqlx(skip)]
+    trial_conversion: Option<f64>,
+    #[sqlx(skip)]
+    recovery_rate: Option<f64>,
+}
+
+impl Month {
+    fn with_rates(mut self) -> Self {
+        self.logo_churn = ratio(self.churned_customers as f64, self.customers_start as f64);
+        self.revenue_churn = ratio(self.churned + self.contraction, self.mrr_start);
+        self.trial_conversion = ratio(
+            self.trial_conversions as f64,
+            (self.trial_conversions + self.trial_losses) as f64,
+        );
+        self.recovery_rate = ratio(self.recovered_invoices as f64, self.failed_invoices as f64);
+        self
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -275,7 +297,7 @@ async fn months(
     currency: &str,
     as_of: NaiveDate,
 ) -> Result<Vec<Month>, ApiError> {
-    sqlx::query_as(
+    let months: Vec<Month> = sqlx::query_as(
         "WITH d AS (
              SELECT date_trunc('month', day)::date AS month, r.*
              FROM revenue_daily r
@@ -314,7 +336,8 @@ async fn months(
     .bind(as_of)
     .fetch_all(&state.db)
     .await
-    .map_err(db_error)
+    .map_err(db_error)?;
+    Ok(months.into_iter().map(Month::with_rates).collect())
 }
 
 /// The newest cohorts, each with its retention row.

@@ -169,6 +169,15 @@ async fn a_viewer_reads_the_business_metrics_and_bad_parameters_get_a_typed_400(
     // Each month's MRR at its end is its start plus its movements; months chain.
     let months = body["months"].as_array().unwrap();
     assert!(months.len() >= 6, "{months:?}");
+    for m in months {
+        let start = m["customers_start"].as_f64().unwrap();
+        match m["logo_churn"].as_f64() {
+            Some(rate) => {
+                assert!((rate - m["churned_customers"].as_f64().unwrap() / start).abs() < 1e-9)
+            }
+            None => assert_eq!(start, 0.0, "{m}"),
+        }
+    }
     for pair in months.windows(2) {
         assert!(
             (pair[0]["mrr_end"].as_f64().unwrap() - pair[1]["mrr_start"].as_f64().unwrap()).abs()

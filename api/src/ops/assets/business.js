@@ -116,11 +116,11 @@ function monthsTable(data) {
     el("td", {}, month(m.month)),
     ...[m.mrr_start, m.new, m.expansion, m.reactivated, m.contraction, m.churned, m.mrr_end]
       .map((v) => el("td", { class: "num" }, money(v, data.currency))),
-    el("td", { class: "num" }, pct(m.customers_start ? m.churned_customers / m.customers_start : null)),
-    el("td", { class: "num" }, pct(m.mrr_start ? (m.churned + m.contraction) / m.mrr_start : null)),
+    el("td", { class: "num" }, pct(m.logo_churn)),
+    el("td", { class: "num" }, pct(m.revenue_churn)),
     el("td", { class: "num" }, `${money(m.refunds, data.currency)} (${m.refund_count})`),
     el("td", { class: "num" }, m.failed_invoices),
-    el("td", { class: "num" }, `${m.recovered_invoices} (${pct(m.failed_invoices ? m.recovered_invoices / m.failed_invoices : null)})`)));
+    el("td", { class: "num" }, `${m.recovered_invoices} (${pct(m.recovery_rate)})`)));
   document.querySelector("#months tbody").replaceChildren(...rows);
 }
 
@@ -156,10 +156,7 @@ function render(data) {
   legend("moves-legend", MOVES);
   stackedBars("tiers-chart", data.tiers, TIERS, (r) => r.day, (v) => String(Math.round(v)));
   legend("tiers-legend", TIERS);
-  const conversion = data.months.map((m) => {
-    const ended = m.trial_conversions + m.trial_losses;
-    return { month: month(m.month), conversion: ended ? (m.trial_conversions / ended) * 100 : 0 };
-  });
+  const conversion = data.months.map((m) => ({ month: month(m.month), conversion: (m.trial_conversion ?? 0) * 100 }));
   stackedBars("conversion-chart", conversion, [["conversion", "Converted"]], (r) => r.month, (v) => `${v.toFixed(0)}%`);
   monthsTable(data);
   cohortGrid(data);
